@@ -1,0 +1,109 @@
+"""Shared definitions for the benchmark runner and its worker.
+
+Design notes: this module is imported by both ``run.py`` (the orchestrator) and
+``_worker.py`` (one measurement per fresh process), so it must stay stdlib-only and
+must import neither trio, asyncio's event-loop policies, uvloop nor vivace.
+Everything that must be identical for every implementation of one cell — the size, the
+random sleeper delays, which metric is reported — is decided here, not in the workload
+modules.
+"""
+
+from __future__ import annotations
+
+import random
+
+# Implementations, in the order the tables list them.
+IMPLS = ("vivace", "vivace-ref", "trio", "asyncio", "uvloop")
+# Implementations driven through the trio API (``mod.run(fn, mod, n, data)``).
+TRIO_API_IMPLS = frozenset({"vivace", "vivace-ref", "trio"})
+# Implementations the ratio columns compare against.
+BASELINES = ("trio", "asyncio", "uvloop")
+# Implementations whose ratios against the baselines are the point of the suite.
+SUBJECTS = ("vivace", "vivace-ref")
+
+WORKLOADS = ("checkpoint", "spawn", "timers", "move_on_after", "cancel_scope")
+
+DEFAULT_SIZES = {
+    "checkpoint": 200_000,
+    "spawn": 100_000,
+    "timers": 50_000,
+    "move_on_after": 100_000,
+    "cancel_scope": 200_000,
+}
+QUICK_DIVISOR = 10
+DEFAULT_RUNS = 7
+QUICK_RUNS = 3
+SMOKE_N = 50
+
+# --scaling: per-op cost should stay flat as n grows (deadline heap and run queue are
+# O(log n) / O(1) per op). Sizes are 1x/10x/100x(/1000x) of a 1,000 base.
+SCALING_SIZES = {
+    "checkpoint": (1_000, 10_000, 100_000, 1_000_000),
+    "spawn": (1_000, 10_000, 100_000),
+    "timers": (1_000, 10_000, 100_000, 1_000_000),
+}
+# --scaling --quick drops the 1,000,000 points.
+QUICK_SCALING_MAX = 100_000
+
+# Sleepers in the ``timers`` workload sleep a uniformly random delay in this range, so
+# that every one of them really expires through the deadline heap and the heap sees
+# deadlines in random order. The same seeded delays are used by every implementation.
+TIMER_MIN_DELAY = 0.001
+TIMER_MAX_DELAY = 0.010
+TIMER_SEED = 20240611
+
+# Which clock a workload's headline ns/op comes from. "wall" is perf_counter around the
+# run; "cpu" is process_time around the run. ``timers`` is CPU time: its wall time has a
+# floor of TIMER_MAX_DELAY spent idle in the poller (10 ms / 1,000 sleepers = 10 us per
+# op), which would swamp the cost of the deadline machinery at small n. Both clocks are
+# always recorded in latest.json.
+METRIC = {"timers": "cpu"}
+
+# One line per workload for the Markdown notes and the README.
+DESCRIPTIONS = {
+    "checkpoint": "one task, n x `await trio.lowlevel.checkpoint()` "
+    "(asyncio: `await asyncio.sleep(0)`)",
+    "spawn": "n no-op tasks started in one nursery and waited for "
+    "(asyncio: `TaskGroup.create_task`)",
+    "timers": "n concurrent sleepers, each `await trio.sleep(d)` with d uniform in "
+    f"{TIMER_MIN_DELAY * 1000:g}-{TIMER_MAX_DELAY * 1000:g} ms; per sleeper, CPU time "
+    "(asyncio: `asyncio.sleep(d)` in a TaskGroup)",
+    "move_on_after": "n x `with trio.move_on_after(10): await trio.lowlevel.checkpoint()` "
+    "(asyncio: `async with asyncio.timeout(10): await asyncio.sleep(0)`)",
+    "cancel_scope": "n x `with trio.CancelScope(): pass` "
+    "(asyncio nearest: `async with asyncio.timeout(None): pass`, an async context "
+    "manager, so not identical)",
+}
+
+# Environment variables that change interpreter or event-loop speed; the runner strips
+# them from the workers' environment so that every cell runs in a normal mode.
+SLOW_MODE_ENV = (
+    "PYTHONASYNCIODEBUG",
+    "PYTHONDEVMODE",
+    "PYTHONTRACEMALLOC",
+    "PYTHONMALLOC",
+    "PYTHONMALLOCSTATS",
+    "PYTHONPROFILEIMPORTTIME",
+)
+
+
+def metric_of(workload: str) -> str:
+    return METRIC.get(workload, "wall")
+
+
+def timer_delays(n: int) -> list[float]:
+    """The sleepers' delays for ``timers`` of size n: seeded, so identical per impl."""
+    rng = random.Random(TIMER_SEED + n)
+    lo, span = TIMER_MIN_DELAY, TIMER_MAX_DELAY - TIMER_MIN_DELAY
+    return [lo + span * rng.random() for _ in range(n)]
+
+
+def prepare(workload: str, n: int):
+    """Build a workload's input outside the timed section (None for most)."""
+    if workload == "timers":
+        return timer_delays(n)
+    return None
+
+
+def scaled(n: int, factor: float) -> int:
+    return max(1, int(round(n * factor)))

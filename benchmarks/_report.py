@@ -1,0 +1,384 @@
+"""Machine info, Markdown tables and matplotlib charts for ``run.py``.
+
+Design notes: pure functions of the result document that ``run.py`` also writes as
+JSON, so a table or chart can be regenerated from a saved latest.json
+(``_report.markdown(json.load(f))``). matplotlib is optional and imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import _common
+
+# ------------------------------------------------------------------------ machine
+
+
+def loadavg():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _dist_version(name: str):
+    try:
+        from importlib.metadata import version
+
+        return version(name)
+    except Exception:
+        return None
+
+
+def machine_info(probes: dict, load_before, load_after) -> dict:
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = None
+    packages = {}
+    for dist, impl in (("trio", "trio"), ("uvloop", "uvloop"), ("vivace", "vivace"),
+                       ("matplotlib", None)):
+        probed = probes.get(impl or "", {})
+        if not probed.get("available") and impl == "vivace":
+            probed = probes.get("vivace-ref", {})
+        packages[dist] = probed.get("version") or _dist_version(dist)
+    return {
+        "cpu_model": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "packages": packages,
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+    }
+
+
+def machine_line(doc: dict) -> str:
+    m = doc["machine"]
+    pk = m["packages"]
+    parts = [m["cpu_model"], f"{m['logical_cpus']} cores", m["python"], m["platform"]]
+    for dist in ("trio", "uvloop", "vivace"):
+        text = f"{dist} {pk.get(dist) or 'not installed'}"
+        probed = [p for i, p in doc["impls"].items() if i.split("-")[0] == dist]
+        if probed and not any(p.get("available") for p in probed):
+            text += " (not importable)"
+        parts.append(text)
+    return "Machine: " + " · ".join(parts)
+
+
+def run_line(doc: dict) -> str:
+    c = doc["config"]
+    m = doc["machine"]
+    bits = [doc["created"], f"{c['runs']} run(s) per cell, implementations interleaved "
+            f"round by round in shuffled order (seed {c['seed']})"]
+    if c["quick"]:
+        bits.append("--quick sizes")
+    if c["scale"] != 1:
+        bits.append(f"--scale {c['scale']:g}")
+    if m.get("loadavg_before") and m.get("loadavg_after"):
+        bits.append(f"load avg {m['loadavg_before'][0]} → {m['loadavg_after'][0]}")
+    bits.append(f"{doc['duration_s']:.0f} s")
+    return "Run: " + " · ".join(bits)
+
+
+# ------------------------------------------------------------------------ formatting
+
+
+def metric_of(doc: dict, workload: str) -> str:
+    return "cpu" if doc["config"].get("cpu_time") else _common.metric_of(workload)
+
+
+def fmt_ns(x) -> str:
+    if x is None:
+        return "—"
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def fmt_spread(s) -> str:
+    return f"{fmt_ns(s['median'])} [{fmt_ns(s['min'])}–{fmt_ns(s['max'])}]"
+
+
+def fmt_ratio(r) -> str:
+    if r is None:
+        return "—"
+    return f"{r:.2f}×" if r < 10 else f"{r:.1f}×"
+
+
+def fmt_mib(kib) -> str:
+    return "—" if kib is None else f"{kib / 1024:.1f}"
+
+
+def cell_text(cell: dict) -> str:
+    if cell["status"] == "ok":
+        return fmt_spread(cell["ns_per_op"])
+    return cell["status"]  # "n/a" or "error"
+
+
+def progress_line(workload, n, cells) -> str:
+    here = [c for c in cells if c["workload"] == workload and c["n"] == n]
+    parts = [f"{c['impl']} " + (fmt_ns(c["ns_per_op"]["median"]) if c["status"] == "ok"
+                                 else c["status"]) for c in here]
+    return f"{workload} n={n:,}: " + ", ".join(parts) + " ns/op"
+
+
+def overhead_line(doc: dict) -> str | None:
+    per = {}
+    for c in doc["cells"]:
+        if c["status"] == "ok" and c.get("run_overhead_s") is not None:
+            per.setdefault(c["impl"], []).append(c["run_overhead_s"])
+    if not per:
+        return None
+    parts = [f"{i} {sorted(v)[len(v) // 2] * 1e6:,.0f} µs" for i, v in per.items()]
+    return ("- Fixed cost of one empty `run(...)` (inside every timed section; matters "
+            "only at small n): " + ", ".join(parts) + ".")
+
+
+def _notes(doc: dict, scaling: bool = False) -> list[str]:
+    workloads = doc["config"]["workloads"]
+    lines = [
+        "Notes:",
+        "- Each number is the median over runs of (timed section ÷ n); [min–max] over the "
+        "same runs. Every run is a fresh process; the timed section is the `run(...)` "
+        "call only (loop set-up and teardown included; interpreter start-up, imports, "
+        "input building and one small warm-up run excluded). Results are checked and "
+        "each operation's semantics verified after the clock stops.",
+        "- `vivace` = compiled engine (VIVACE_REQUIRE_EXTENSIONS=1), `vivace-ref` = "
+        "pure-Python reference engine (VIVACE_NO_EXTENSIONS=1); both run the trio-API "
+        "workloads unchanged (`import vivace as trio`).",
+        "- Peak RSS is the worker's ru_maxrss after the run; Δ RSS is its growth during "
+        "the timed run (no tracemalloc).",
+    ]
+    if not scaling:
+        lines.insert(2, "- \"vs X\" = X's median ÷ this row's median from the same run: "
+                     "above 1× this row is faster than X, below 1× slower.")
+    if doc["config"].get("gc") == "off":
+        lines.append("- --no-gc: the cyclic GC was disabled during each timed section.")
+    over = overhead_line(doc)
+    if over:
+        lines.append(over)
+    for w in workloads:
+        lines.append(f"- `{w}`: {_common.DESCRIPTIONS[w]}.")
+    if doc["config"].get("cpu_time"):
+        lines.append("- --cpu-time: every ns/op here is CPU time (process_time) per op, "
+                     "not wall time; wall-clock figures are in the JSON.")
+    elif "timers" in workloads:
+        lines.append("- `timers` ns/op is CPU time (process_time), because its wall time "
+                     f"includes up to {_common.TIMER_MAX_DELAY * 1000:g} ms spent idle "
+                     "waiting for the deadlines; wall-clock figures are in the JSON.")
+    bad = [(i, p.get("error")) for i, p in doc["impls"].items() if not p.get("available")]
+    for impl, err in bad:
+        lines.append(f"- n/a `{impl}`: {err}")
+    for c in doc["cells"]:
+        if c["status"] == "error":
+            lines.append(f"- error `{c['impl']}` / `{c['workload']}` (n={c['n']:,}): "
+                         f"{c.get('error')}")
+    return lines
+
+
+# ------------------------------------------------------------------------ tables
+
+
+def markdown(doc: dict) -> str:
+    cells = doc["cells"]
+    impls = doc["config"]["impls"]
+    plan = [tuple(x) for x in doc["config"]["plan"]]
+    by = {(c["workload"], c["n"], c["impl"]): c for c in cells}
+    title = "vivace smoke run" if doc["kind"] == "smoke" else "vivace benchmarks"
+    out = [f"# {title}", "", machine_line(doc), "", run_line(doc), ""]
+
+    out += ["## Summary: ns/op (median)", "",
+            "| workload | n | " + " | ".join(impls) + " |",
+            "|---|---:|" + "---:|" * len(impls)]
+    for w, n in plan:
+        row = []
+        for impl in impls:
+            c = by.get((w, n, impl))
+            row.append(fmt_ns(c["ns_per_op"]["median"]) if c and c["status"] == "ok"
+                       else (c["status"] if c else "—"))
+        out.append(f"| {w} | {n:,} | " + " | ".join(row) + " |")
+
+    out += ["", "## Detail", "",
+            "| workload | n | impl | ns/op median [min–max] | vs trio | vs asyncio "
+            "| vs uvloop | peak RSS MiB | Δ RSS MiB |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for w, n in plan:
+        for impl in impls:
+            c = by.get((w, n, impl))
+            if c is None:
+                continue
+            ratios = c.get("ratios", {})
+            out.append("| " + " | ".join([
+                w, f"{n:,}", f"**{impl}**" if impl in _common.SUBJECTS else impl,
+                cell_text(c),
+                *(fmt_ratio(ratios.get(b)) if c["status"] == "ok" else "—"
+                  for b in _common.BASELINES),
+                fmt_mib(c.get("peak_rss_kib")), fmt_mib(c.get("rss_delta_kib")),
+            ]) + " |")
+    out += [""] + _notes(doc) + [""]
+    return "\n".join(out)
+
+
+def scaling_markdown(doc: dict) -> str:
+    cells = doc["cells"]
+    impls = doc["config"]["impls"]
+    out = ["# vivace scaling", "", machine_line(doc), "", run_line(doc), "",
+           "Per-operation cost should not grow with n: the run queue is O(1) per step "
+           "and the deadline heap O(log n) per timer. \"largest ÷ smallest\" is the "
+           "ns/op at the largest n over the ns/op at the smallest n (1.00× = flat). "
+           "Δ RSS/op is the worker's RSS growth during the largest run, per op.", ""]
+    for w in doc["config"]["workloads"]:
+        sizes = sorted({c["n"] for c in cells if c["workload"] == w})
+        if not sizes:
+            continue
+        metric = "CPU ns/op" if metric_of(doc, w) == "cpu" else "ns/op"
+        out += [f"## {w} ({metric}, median [min–max])", "",
+                "| impl | " + " | ".join(f"n={s:,}" for s in sizes)
+                + " | largest ÷ smallest | Δ RSS/op (bytes) |",
+                "|---|" + "---:|" * (len(sizes) + 2)]
+        for impl in impls:
+            row, meds = [], []
+            by_n = {c["n"]: c for c in cells if c["workload"] == w and c["impl"] == impl}
+            for s in sizes:
+                c = by_n.get(s)
+                row.append(cell_text(c) if c else "—")
+                meds.append(c["ns_per_op"]["median"] if c and c["status"] == "ok" else None)
+            flat = (fmt_ratio(meds[-1] / meds[0]) if meds[0] and meds[-1] else "—")
+            big = by_n.get(sizes[-1])
+            per_op = (f"{big['rss_delta_kib'] * 1024 / big['n']:,.0f}"
+                      if big and big["status"] == "ok" else "—")
+            out.append(f"| {impl} | " + " | ".join(row) + f" | {flat} | {per_op} |")
+        out.append("")
+    out += _notes(doc, scaling=True) + [""]
+    return "\n".join(out)
+
+
+def smoke_summary(cells) -> str:
+    lines = ["smoke results:"]
+    for c in cells:
+        if c["status"] == "ok":
+            what = f"ok ({fmt_ns(c['ns_per_op']['median'])} ns/op)"
+        elif c["status"] == "error":
+            what = f"ERROR: {c.get('error')}"
+        else:
+            what = "n/a"
+        lines.append(f"  {c['workload']:<14} {c['impl']:<11} {what}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ charts
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as exc:  # ImportError, or a broken install
+        return None, f"chart skipped: matplotlib is not available ({exc})"
+    return plt, None
+
+
+def _ratio_ticks(ax) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    fmt = FuncFormatter(lambda y, _pos: f"{y:g}×")
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_formatter(fmt)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
+def chart(doc: dict, path) -> str | None:
+    """Grouped bars of speedup ratios (log scale). Returns a note when skipped."""
+    plt, note = _pyplot()
+    if plt is None:
+        return note
+    ok = [c for c in doc["cells"] if c["status"] == "ok"]
+    have = {c["impl"] for c in ok}
+    subjects = [s for s in _common.SUBJECTS if s in have]
+    if subjects:
+        series = [(s, b) for s in subjects for b in _common.BASELINES if b in have]
+        title = "vivace speedup (baseline median ÷ vivace median; >1 = vivace faster)"
+    else:
+        ref = next((b for b in _common.BASELINES if b in have), None)
+        series = [(i, ref) for i in _common.IMPLS if i in have and i != ref] if ref else []
+        title = f"speedup vs {ref} (no vivace build measured)"
+    if not series:
+        return "chart skipped: no ratios to plot"
+    plan = [tuple(x) for x in doc["config"]["plan"]]
+    ratio = {(c["workload"], c["n"], c["impl"]): c.get("ratios", {}) for c in ok}
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(plan) + 1) + 2.2, 4.8))
+    width = 0.8 / len(series)
+    every = []
+    for k, (subj, base) in enumerate(series):
+        xs, ys = [], []
+        for i, (w, n) in enumerate(plan):
+            r = ratio.get((w, n, subj), {}).get(base)
+            if r:
+                xs.append(i - 0.4 + width * (k + 0.5))
+                ys.append(r)
+        ax.bar(xs, ys, width, label=f"{subj} vs {base}")
+        for x, y in zip(xs, ys):
+            ax.annotate(f"{y:.2g}", (x, y), ha="center", va="bottom", fontsize=7)
+        every += ys
+    ax.set_yscale("log")
+    ax.set_ylim(min(every + [1.0]) / 1.4, max(every + [1.0]) * 1.6)
+    _ratio_ticks(ax)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(plan)))
+    ax.set_xticklabels([f"{w}\nn={n:,}" for w, n in plan], fontsize=8)
+    ax.set_xlim(-0.6, len(plan) - 0.4)
+    ax.set_ylabel("speedup (×, log scale)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.text(0.01, 0.01, machine_line(doc)[len("Machine: "):], fontsize=6)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def scaling_chart(doc: dict, path) -> str | None:
+    plt, note = _pyplot()
+    if plt is None:
+        return note
+    workloads = [w for w in doc["config"]["workloads"]
+                 if any(c["workload"] == w and c["status"] == "ok" for c in doc["cells"])]
+    if not workloads:
+        return "chart skipped: nothing measured"
+    fig, axes = plt.subplots(1, len(workloads), figsize=(4.5 * len(workloads), 4.2),
+                             squeeze=False)
+    for ax, w in zip(axes[0], workloads):
+        for impl in doc["config"]["impls"]:
+            pts = sorted((c["n"], c["ns_per_op"]["median"]) for c in doc["cells"]
+                         if c["workload"] == w and c["impl"] == impl
+                         and c["status"] == "ok")
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=impl)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("n")
+        ax.set_ylabel("CPU ns/op" if metric_of(doc, w) == "cpu" else "ns/op")
+        ax.set_title(w)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None

@@ -1,0 +1,235 @@
+"""Run ONE measurement in this (fresh) process and print one JSON line on stdout.
+
+    python benchmarks/_worker.py --impl trio --workload checkpoint --n 200000
+    python benchmarks/_worker.py --impl vivace --probe
+
+Design notes: the timed section is exactly the ``run`` call (``trio.run(...)`` or
+``asyncio.Runner(...).run(...)``, so event-loop set-up and teardown are inside it for
+every implementation); interpreter start-up, imports, building the workload's input and
+one small warm-up run are outside it. The result count is checked and the ``verify_*``
+function is run only after the clock has stopped. The vivace engine switch is an
+environment variable read at import time, so it is set here before anything imports
+vivace. Exit codes: 0 ok, 1 measurement or verification failed, 2 implementation not
+importable (the runner shows "n/a").
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.machinery
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import _common  # noqa: E402
+
+EXIT_OK, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
+
+
+def emit(record: dict, code: int) -> int:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+    return code
+
+
+def maxrss_kib() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss // 1024 if sys.platform == "darwin" else rss  # macOS reports bytes
+
+
+def _configure_engine(impl: str) -> None:
+    if impl == "vivace":
+        os.environ.pop("VIVACE_NO_EXTENSIONS", None)
+        os.environ["VIVACE_REQUIRE_EXTENSIONS"] = "1"
+    elif impl == "vivace-ref":
+        os.environ.pop("VIVACE_REQUIRE_EXTENSIONS", None)
+        os.environ["VIVACE_NO_EXTENSIONS"] = "1"
+
+
+def _import_vivace():
+    try:
+        import vivace
+    except ModuleNotFoundError as exc:
+        # Not installed: fall back to the source tree (works once extensions are built
+        # in place). Only when it is vivace itself that is missing.
+        if exc.name != "vivace" or not (REPO / "src" / "vivace").is_dir():
+            raise
+        sys.path.insert(0, str(REPO / "src"))
+        import vivace
+    return vivace
+
+
+def _extension_modules(prefix: str) -> list[str]:
+    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    found = []
+    for name, module in list(sys.modules.items()):
+        if name == prefix or name.startswith(prefix + "."):
+            path = getattr(module, "__file__", None) or ""
+            if path.endswith(suffixes):
+                found.append(name)
+    return sorted(found)
+
+
+def _version(dist: str, module) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return getattr(module, "__version__", None)
+
+
+def load_impl(impl: str):
+    """Import an implementation; return (run, workloads module, info dict).
+
+    ``run(fn, *args)`` runs a workload/verify coroutine function to completion.
+    """
+    _configure_engine(impl)
+    info: dict = {"impl": impl}
+    if impl in _common.TRIO_API_IMPLS:
+        if impl == "trio":
+            import trio as mod
+        else:
+            mod = _import_vivace()
+            if getattr(mod, "__file__", None) is None or not hasattr(mod, "run"):
+                raise ImportError(f"vivace at {list(mod.__path__)} has no run() yet")
+            info["path"] = str(Path(mod.__file__).parent)
+            exts = _extension_modules("vivace")
+            info["extension_modules"] = exts
+            info["engine"] = "compiled" if exts else "python"
+        info["version"] = _version(impl.split("-")[0], mod)
+        import workloads_trio as wl
+
+        def run(fn, *args):
+            return mod.run(fn, mod, *args)
+
+        return run, wl, info
+
+    import asyncio
+
+    missing = [a for a in ("TaskGroup", "timeout", "Runner") if not hasattr(asyncio, a)]
+    if missing:
+        raise ImportError(f"asyncio lacks {', '.join(missing)} (needs Python >= 3.11)")
+    if impl == "asyncio":
+        loop_factory = None
+        info["version"] = sys.version.split()[0]
+    elif impl == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+        info["version"] = _version("uvloop", uvloop)
+    else:
+        raise ValueError(f"unknown implementation {impl!r}")
+    import workloads_asyncio as wl
+
+    def run(fn, *args):
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(fn(*args))
+
+    return run, wl, info
+
+
+def run_overhead(run, wl, repeat: int = 5) -> float:
+    """Fastest of a few runs of an empty workload: the fixed cost of one run()."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run(wl.empty, 1, None)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def measure(run, wl, workload: str, n: int, warmup: int, gc_off: bool = False) -> dict:
+    fn = getattr(wl, workload)
+    if warmup > 0:
+        run(fn, warmup, _common.prepare(workload, warmup))
+    data = _common.prepare(workload, n)
+    gc.collect()
+    rss_before = maxrss_kib()
+
+    if gc_off:
+        gc.disable()
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    result = run(fn, n, data)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    gc.enable()
+
+    rss_peak = maxrss_kib()
+    elapsed, cpu = t1 - t0, c1 - c0
+    if result != n:
+        raise AssertionError(f"{workload}: completed {result!r} operations, expected {n}")
+    if workload == "timers" and elapsed < max(data) - 0.002:
+        raise AssertionError(
+            f"timers: run took {elapsed:.4f}s but the longest sleep was {max(data):.4f}s"
+        )
+    # Not timed: prove the operation really does what it claims.
+    run(getattr(wl, "verify_" + workload))
+    overhead = run_overhead(run, wl)
+
+    metric = _common.metric_of(workload)
+    wall_ns, cpu_ns = elapsed * 1e9 / n, cpu * 1e9 / n
+    return {
+        "workload": workload,
+        "n": n,
+        "metric": metric,
+        "elapsed_s": elapsed,
+        "cpu_s": cpu,
+        "ns_per_op": cpu_ns if metric == "cpu" else wall_ns,
+        "wall_ns_per_op": wall_ns,
+        "cpu_ns_per_op": cpu_ns,
+        "rss_before_kib": rss_before,
+        "peak_rss_kib": rss_peak,
+        "rss_delta_kib": rss_peak - rss_before,
+        "run_overhead_s": overhead,
+        "gc": "off" if gc_off else "on",
+        "verified": True,
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--impl", required=True, choices=_common.IMPLS)
+    p.add_argument("--workload", choices=_common.WORKLOADS)
+    p.add_argument("--n", type=int)
+    p.add_argument("--warmup", type=int, default=None,
+                   help="size of the untimed warm-up run (default min(n, 1000); 0: none)")
+    p.add_argument("--no-gc", action="store_true",
+                   help="disable the cyclic GC during the timed section")
+    p.add_argument("--probe", action="store_true",
+                   help="only import the implementation and report its version/engine")
+    args = p.parse_args(argv)
+
+    try:
+        run, wl, info = load_impl(args.impl)
+    except BaseException as exc:  # anything at import time means "not importable"
+        return emit({"ok": False, "unavailable": True, "impl": args.impl,
+                     "error": f"{type(exc).__name__}: {exc}"}, EXIT_UNAVAILABLE)
+    if args.probe:
+        return emit({"ok": True, **info}, EXIT_OK)
+    if args.workload is None or args.n is None or args.n < 1:
+        p.error("--workload and --n >= 1 are required unless --probe")
+
+    warmup = min(args.n, 1000) if args.warmup is None else args.warmup
+    try:
+        record = measure(run, wl, args.workload, args.n, warmup, args.no_gc)
+    except BaseException as exc:
+        return emit({"ok": False, "impl": args.impl, "workload": args.workload,
+                     "n": args.n, "error": f"{type(exc).__name__}: {exc}"[:400],
+                     "traceback": traceback.format_exc(limit=20)}, EXIT_FAILED)
+    return emit({"ok": True, **info, **record}, EXIT_OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

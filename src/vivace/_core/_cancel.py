@@ -1,0 +1,555 @@
+"""Cancel scopes and the cancel-status tree.
+
+Design notes
+------------
+* A ``CancelScope`` is what users hold; a ``CancelStatus`` is created each time a scope
+  is entered and forms a tree that mirrors the lexical nesting of ``with`` blocks (a
+  nursery's scope may have several children: one per child task's innermost status).
+  Each task points at exactly one status, its innermost; the kernel reads
+  ``task._cancel_status.effectively_cancelled`` at checkpoints, so that flag must always
+  be current: it is recomputed eagerly (``recalculate``) whenever a scope is cancelled,
+  its shield changes, or the tree is re-parented -- never lazily at the checkpoint.
+* A status is effectively cancelled iff its scope was cancelled, or its parent is and
+  the scope is not shielded. Propagation is an explicit stack walk (no recursion limit).
+* A scope with a finite deadline is registered in the runner's deadline heap only while
+  it is entered and not yet cancelled; ``_update_deadline_registration`` is called after
+  every change that could alter that, and keeps exactly one heap entry (re-keyed in place).
+* Cancelled exceptions carry the scope's ``CancelReason`` (source, task repr, text);
+  a status inheriting cancellation from its parent inherits the parent's reason.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from math import inf, isnan
+from typing import TYPE_CHECKING, Any
+
+from .._util import final
+from ._exceptions import Cancelled, CancelReasonLiteral
+from ._run_context import GLOBAL_RUN_CONTEXT
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Self
+
+
+NONSTRICT_EXCEPTIONGROUP_NOTE = (
+    'This is a "loose" ExceptionGroup, and may be collapsed by vivace if it only '
+    "contains one exception - typically after `Cancelled` has been stripped from it. "
+    "Note this has consequences for exception handling, and strict_exception_groups=True "
+    "is recommended."
+)
+
+
+class CancelReason:
+    __slots__ = ("reason", "source", "source_task")
+
+    def __init__(
+        self,
+        *,
+        source: CancelReasonLiteral,
+        source_task: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.source = source
+        self.source_task = source_task
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return (
+            f"CancelReason(source={self.source!r}, source_task={self.source_task!r}, "
+            f"reason={self.reason!r})"
+        )
+
+
+MISNESTING_ADVICE = """
+This is probably a bug in your code that has corrupted vivace's internal state. It will
+try to recover, but from now on nothing is guaranteed.
+
+Typical causes:
+  - yielding inside a generator or async generator that opened a cancel scope or a
+    nursery (unless it is a @contextmanager or @asynccontextmanager);
+  - calling __enter__/__exit__ of a CancelScope, or __aenter__/__aexit__ of
+    open_nursery(), by hand (use @[async]contextmanager or [Async]ExitStack instead);
+  - using [Async]ExitStack to interleave entries and exits of cancel scopes or nurseries
+    in a way no nesting of 'with' blocks could produce;
+  - driving an async function's coroutine object by hand so that parts of it run in
+    different cancel scopes or nurseries.
+"""
+
+
+class CancelStatus:
+    """Cancellation state for one entered extent of a cancel scope (see module notes)."""
+
+    __slots__ = (
+        "_children",
+        "_parent",
+        "_scope",
+        "_tasks",
+        "abandoned_by_misnesting",
+        "effectively_cancelled",
+    )
+
+    def __init__(self, scope: CancelScope, parent: CancelStatus | None) -> None:
+        self._scope = scope
+        self.effectively_cancelled = False
+        self._parent: CancelStatus | None = None
+        self._children: set[CancelStatus] = set()
+        self._tasks: set[Any] = set()
+        self.abandoned_by_misnesting = False
+        if parent is not None:
+            self.parent = parent
+
+    @property
+    def parent(self) -> CancelStatus | None:
+        return self._parent
+
+    @parent.setter
+    def parent(self, parent: CancelStatus | None) -> None:
+        if self._parent is not None:
+            self._parent._children.discard(self)
+        self._parent = parent
+        if parent is not None:
+            parent._children.add(self)
+            self.recalculate()
+
+    @property
+    def children(self) -> frozenset[CancelStatus]:
+        return frozenset(self._children)
+
+    @property
+    def tasks(self) -> frozenset[Any]:
+        return frozenset(self._tasks)
+
+    def encloses(self, other: CancelStatus | None) -> bool:
+        while other is not None:
+            if other is self:
+                return True
+            other = other._parent
+        return False
+
+    def close(self) -> None:
+        self.parent = None
+        if self._tasks or self._children:
+            # Exited while tasks or nested scopes still point here: misnesting. Cancel
+            # everything below so the damage surfaces instead of hanging.
+            self._mark_abandoned()
+            self.effectively_cancelled = True
+            for task in list(self._tasks):
+                task._attempt_delivery_of_any_pending_cancel()
+            for child in list(self._children):
+                child.recalculate()
+
+    @property
+    def parent_cancellation_is_visible_to_us(self) -> bool:
+        parent = self._parent
+        return parent is not None and not self._scope._shield and parent.effectively_cancelled
+
+    def recalculate(self) -> None:
+        todo = [self]
+        while todo:
+            status = todo.pop()
+            scope = status._scope
+            inherited = status.parent_cancellation_is_visible_to_us
+            new_state = scope._cancel_called or inherited
+            if new_state != status.effectively_cancelled:
+                if scope._cancel_reason is None and inherited:
+                    scope._cancel_reason = status._parent._scope._cancel_reason  # type: ignore[union-attr]
+                status.effectively_cancelled = new_state
+                if new_state:
+                    for task in list(status._tasks):
+                        task._attempt_delivery_of_any_pending_cancel()
+                todo.extend(status._children)
+
+    def _mark_abandoned(self) -> None:
+        todo = [self]
+        while todo:
+            status = todo.pop()
+            status.abandoned_by_misnesting = True
+            todo.extend(status._children)
+
+    def effective_deadline(self) -> float:
+        if self.effectively_cancelled:
+            return -inf
+        deadline = inf
+        status: CancelStatus | None = self
+        while status is not None:
+            scope = status._scope
+            if scope._deadline < deadline:
+                deadline = scope._deadline
+            if scope._shield:
+                break
+            status = status._parent
+        return deadline
+
+    def _make_cancelled(self) -> Cancelled:
+        reason = self._scope._cancel_reason
+        if reason is None:
+            return Cancelled._create(source="unknown", reason="misnesting")
+        return Cancelled._create(
+            source=reason.source, source_task=reason.source_task, reason=reason.reason
+        )
+
+
+def _current_task() -> Any:
+    runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
+    task = runner.current_task if runner is not None else None
+    if task is None:
+        raise RuntimeError("must be called from async context")
+    return task
+
+
+def _current_runner() -> Any:
+    try:
+        return GLOBAL_RUN_CONTEXT.runner
+    except AttributeError:
+        raise RuntimeError("must be called from async context") from None
+
+
+def _reraise_with_context(exc: BaseException) -> None:
+    """Raise *exc* from an __exit__ without the raise clobbering its __context__."""
+    old_context = exc.__context__
+    try:
+        raise exc
+    finally:
+        value = sys.exc_info()[1]
+        if value is not None:
+            value.__context__ = old_context
+        del value, exc
+
+
+@final
+class CancelScope:
+    """A cancellation scope: cancelling it (explicitly or by its deadline) makes every
+    checkpoint inside its ``with`` block raise Cancelled, which the block then catches.
+
+    Scopes are single-use; ``deadline``, ``relative_deadline`` and ``shield`` may be
+    changed at any time, before or after entering, and take effect at once.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_cancel_called",
+        "_cancel_reason",
+        "_cancel_status",
+        "_deadline",
+        "_has_been_entered",
+        "_heap_handle",
+        "_relative_deadline",
+        "_runner",
+        "_shield",
+        "cancelled_caught",
+    )
+
+    def __init__(
+        self,
+        *,
+        deadline: float = inf,
+        relative_deadline: float = inf,
+        shield: bool = False,
+    ) -> None:
+        if isnan(deadline):
+            raise ValueError("deadline must not be NaN")
+        if isnan(relative_deadline):
+            raise ValueError("relative deadline must not be NaN")
+        if relative_deadline < 0:
+            raise ValueError("timeout must be non-negative")
+        if relative_deadline != inf and deadline != inf:
+            raise ValueError("Cannot specify both a deadline and a relative deadline")
+        if not isinstance(shield, bool):
+            raise TypeError("shield must be a bool")
+        self._deadline = float(deadline)
+        self._relative_deadline = float(relative_deadline)
+        self._shield = shield
+        self._cancel_status: CancelStatus | None = None
+        self._has_been_entered = False
+        self._cancel_called = False
+        self._cancel_reason: CancelReason | None = None
+        self._heap_handle: int | None = None
+        self._runner: Any = None
+        self.cancelled_caught = False
+
+    # -- entering and exiting --------------------------------------------------------
+    def __enter__(self) -> Self:
+        task = _current_task()
+        if self._has_been_entered:
+            raise RuntimeError("Each CancelScope may only be used for a single 'with' block")
+        self._has_been_entered = True
+        runner = task._runner
+        self._runner = runner
+        now = None
+        if self._relative_deadline != inf:
+            now = runner.clock.current_time()
+            self._deadline = now + self._relative_deadline
+            self._relative_deadline = inf
+        if self._deadline != inf:
+            if now is None:
+                now = runner.clock.current_time()
+            if now >= self._deadline:
+                self._cancel(CancelReason(source="deadline"))
+        status = CancelStatus(self, task._cancel_status)
+        self._cancel_status = status
+        task._activate_cancel_status(status)
+        if self._deadline != inf and not self._cancel_called:
+            self._update_deadline_registration()
+        return self
+
+    def _close(self, exc: BaseException | None) -> BaseException | None:
+        status = self._cancel_status
+        if status is None:
+            new_exc = RuntimeError(
+                f"Cancel scope stack corrupted: attempted to exit {self!r} "
+                "which had already been exited"
+            )
+            new_exc.__context__ = exc
+            return new_exc
+        task = _current_task()
+        if task._cancel_status is not status:
+            if status.abandoned_by_misnesting:
+                # An inner scope was already closed out of order and reported it.
+                pass
+            elif not status.encloses(task._cancel_status):
+                new_exc = RuntimeError(
+                    f"Cancel scope stack corrupted: attempted to exit {self!r} "
+                    f"from unrelated {task!r}\n{MISNESTING_ADVICE}"
+                )
+                new_exc.__context__ = exc
+                return new_exc
+            else:
+                new_exc = RuntimeError(
+                    f"Cancel scope stack corrupted: attempted to exit {self!r} "
+                    f"in {task!r} that's still within its child "
+                    f"{task._cancel_status._scope!r}\n{MISNESTING_ADVICE}"
+                )
+                new_exc.__context__ = exc
+                exc = new_exc
+                task._activate_cancel_status(status._parent)
+        else:
+            task._activate_cancel_status(status._parent)
+        if (
+            exc is not None
+            and status.effectively_cancelled
+            and not status.parent_cancellation_is_visible_to_us
+        ) or (task._cancel_status is not status and status.abandoned_by_misnesting):
+            if isinstance(exc, Cancelled):
+                self.cancelled_caught = True
+                exc = None
+            elif isinstance(exc, BaseExceptionGroup):
+                matched, rest = exc.split(Cancelled)
+                if matched:
+                    self.cancelled_caught = True
+                exc = _collapse(rest) if rest is not None else None
+        status.close()
+        self._cancel_status = None
+        if self._heap_handle is not None:
+            self._update_deadline_registration()
+        return exc
+
+    def __exit__(
+        self,
+        etype: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        remaining = self._close(exc)
+        if remaining is None:
+            return True
+        if remaining is exc:
+            return False
+        _reraise_with_context(remaining)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def __repr__(self) -> str:
+        if self._cancel_status is not None:
+            binding = "active"
+        elif self._has_been_entered:
+            binding = "exited"
+        else:
+            binding = "unbound"
+        if self._cancel_called:
+            state = ", cancelled"
+        elif self._deadline == inf:
+            state = ""
+        else:
+            try:
+                now = _current_runner().clock.current_time()
+            except RuntimeError:
+                state = ""
+            else:
+                when = "from now" if self._deadline >= now else "ago"
+                state = f", deadline is {abs(self._deadline - now):.2f} seconds {when}"
+        return f"<trio.CancelScope at {id(self):#x}, {binding}{state}>"
+
+    # -- deadline bookkeeping --------------------------------------------------------
+    def _update_deadline_registration(self) -> None:
+        if self._cancel_status is None or self._cancel_called:
+            wanted = inf
+        else:
+            wanted = self._deadline
+        runner = self._runner
+        if runner is None:
+            return
+        heap = runner.deadlines
+        handle = self._heap_handle
+        if runner.is_guest:
+            before = heap.peek_deadline()
+        if handle is not None:
+            if wanted == inf:
+                heap.remove(handle)
+                self._heap_handle = None
+            elif heap.deadline_of(handle) != wanted:
+                heap.update(handle, wanted)
+        elif wanted != inf:
+            self._heap_handle = heap.push(wanted, self)
+        if runner.is_guest and heap.peek_deadline() != before:
+            runner.force_guest_tick_asap()
+
+    def _deadline_expired(self) -> None:
+        # Called by the run loop after the heap already dropped our entry.
+        self._heap_handle = None
+        self._cancel(CancelReason(source="deadline"))
+
+    # -- public attributes -----------------------------------------------------------
+    @property
+    def deadline(self) -> float:
+        """Absolute time (on the run's clock) at which the scope cancels itself."""
+        if self._relative_deadline != inf:
+            raise RuntimeError(
+                "Unentered relative cancel scope does not have an absolute deadline."
+            )
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, new_deadline: float) -> None:
+        if isnan(new_deadline):
+            raise ValueError("deadline must not be NaN")
+        if self._relative_deadline != inf:
+            raise RuntimeError(
+                "Unentered relative cancel scope does not have an absolute deadline."
+            )
+        self._deadline = float(new_deadline)
+        if self._cancel_status is not None:
+            self._update_deadline_registration()
+
+    @property
+    def relative_deadline(self) -> float:
+        """Deadline relative to now (after entering) or to the moment of entering."""
+        if self._has_been_entered:
+            return self._deadline - self._runner.clock.current_time()  # type: ignore[no-any-return]
+        if self._deadline != inf:
+            raise RuntimeError(
+                "Unentered non-relative cancel scope does not have a relative deadline"
+            )
+        return self._relative_deadline
+
+    @relative_deadline.setter
+    def relative_deadline(self, new_relative_deadline: float) -> None:
+        if isnan(new_relative_deadline):
+            raise ValueError("relative deadline must not be NaN")
+        if new_relative_deadline < 0:
+            raise ValueError("relative deadline must be non-negative")
+        if self._has_been_entered:
+            self._deadline = self._runner.clock.current_time() + float(new_relative_deadline)
+            if self._cancel_status is not None:
+                self._update_deadline_registration()
+        elif self._deadline != inf:
+            raise RuntimeError(
+                "Unentered non-relative cancel scope does not have a relative deadline"
+            )
+        else:
+            self._relative_deadline = float(new_relative_deadline)
+
+    @property
+    def is_relative(self) -> bool | None:
+        """None once entered; otherwise whether the deadline was given relatively."""
+        if self._has_been_entered:
+            return None
+        return self._relative_deadline != inf
+
+    @property
+    def shield(self) -> bool:
+        """While True, cancellation of enclosing scopes does not reach inside."""
+        return self._shield
+
+    @shield.setter
+    def shield(self, new_value: bool) -> None:
+        if not isinstance(new_value, bool):
+            raise TypeError("shield must be a bool")
+        self._shield = new_value
+        if self._cancel_status is not None:
+            self._cancel_status.recalculate()
+
+    def _cancel(self, reason: CancelReason | None) -> None:
+        if self._cancel_called:
+            return
+        if self._cancel_reason is None:
+            self._cancel_reason = reason
+        self._cancel_called = True
+        if self._heap_handle is not None:
+            self._update_deadline_registration()
+        if self._cancel_status is not None:
+            self._cancel_status.recalculate()
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel this scope now; idempotent. *reason* shows in the Cancelled message."""
+        if self._cancel_called:
+            return
+        runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
+        task = runner.current_task if runner is not None else None
+        self._cancel(
+            CancelReason(
+                source="explicit",
+                reason=reason,
+                source_task=repr(task) if task is not None else None,
+            )
+        )
+
+    @property
+    def cancel_called(self) -> bool:
+        """Whether the scope was cancelled, by ``cancel()`` or an expired deadline."""
+        if self._cancel_status is not None or not self._has_been_entered:
+            # Keep the answer current even if the deadline passed but the run loop has
+            # not processed it yet.
+            if not self._cancel_called and self._deadline != inf:
+                runner = self._runner or getattr(GLOBAL_RUN_CONTEXT, "runner", None)
+                if runner is not None and runner.clock.current_time() >= self._deadline:
+                    self._cancel(CancelReason(source="deadline"))
+        return self._cancel_called
+
+
+def _collapse(excgroup: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Unwrap a group whose only content is a single nested group from a nursery split."""
+    exceptions = list(excgroup.exceptions)
+    changed = False
+    for i, exc in enumerate(exceptions):
+        if isinstance(exc, BaseExceptionGroup):
+            new = _collapse(exc)
+            if new is not exc:
+                changed = True
+                exceptions[i] = new
+    if (
+        len(exceptions) == 1
+        and isinstance(excgroup, BaseExceptionGroup)
+        and NONSTRICT_EXCEPTIONGROUP_NOTE in getattr(excgroup, "__notes__", ())
+    ):
+        exceptions[0].__traceback__ = _concat_tb(
+            excgroup.__traceback__, exceptions[0].__traceback__
+        )
+        return exceptions[0]
+    if changed:
+        return excgroup.derive(exceptions)
+    return excgroup
+
+
+def _concat_tb(head: Any, tail: Any) -> Any:
+    """Return a traceback that is *head*'s entries followed by *tail*'s."""
+    entries = []
+    while head is not None:
+        entries.append(head)
+        head = head.tb_next
+    result = tail
+    for tb in reversed(entries):
+        result = types.TracebackType(result, tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
+    return result
+

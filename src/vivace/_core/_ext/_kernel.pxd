@@ -1,0 +1,35 @@
+# The compiled kernel's C-level interface (see _kernel.pyx for the design notes).
+# Other engine modules may `cimport` these types to read task state and to
+# reschedule without a Python-level call.
+
+cdef class TaskBase:
+    cdef object __weakref__
+    cdef public object coro
+    cdef public object context
+    cdef public object _runner
+    cdef public object _next_send
+    cdef public object _abort_func
+    cdef public object _cancel_status
+    cdef public object custom_sleep_data
+    cdef public Py_ssize_t _counter
+    cdef public Py_ssize_t _cancel_points
+    cdef public Py_ssize_t _schedule_points
+    cdef public int _send_mode
+    cdef public bint _ki_protected
+
+
+cdef class KernelBase:
+    cdef dict __dict__
+    cdef object __weakref__
+    cdef public list runq
+    cdef public object current_task
+    cdef public object main_task
+    cdef public bint ki_pending
+    cdef public bint is_guest
+    cdef public bint _instr_before_step
+    cdef public bint _instr_after_step
+    cdef public bint _instr_scheduled
+
+    cdef int _reschedule(self, TaskBase task, object next_send) except -1
+    cdef int _step_c(self, TaskBase task) except -1
+    cdef int _dispatch_c(self, TaskBase task, object msg) except -1

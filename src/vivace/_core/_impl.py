@@ -1,0 +1,113 @@
+"""The engine switch: the one place that decides compiled vs reference engine.
+
+* ``VIVACE_NO_EXTENSIONS=1``      -> the pure-Python reference engine.
+* default                          -> the compiled engine if it was built, else the
+                                      reference (silently: pure-Python installs work).
+* ``VIVACE_REQUIRE_EXTENSIONS=1`` -> a missing or broken compiled engine is an
+                                      ImportError instead of a fallback.
+
+``ENGINE`` says which one loaded; the test suite's guard test checks it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+_NO_EXT = os.environ.get("VIVACE_NO_EXTENSIONS", "") not in ("", "0")
+_REQUIRE_EXT = os.environ.get("VIVACE_REQUIRE_EXTENSIONS", "") not in ("", "0")
+
+if _NO_EXT and _REQUIRE_EXT:
+    raise ImportError(
+        "VIVACE_NO_EXTENSIONS and VIVACE_REQUIRE_EXTENSIONS are both set; unset one of them"
+    )
+
+ENGINE: str
+IMPORT_ERROR: BaseException | None = None
+
+if TYPE_CHECKING or _NO_EXT:
+    from ._epoll_py import EpollPoller  # importable anywhere; usable on Linux only
+    from ._heap_py import DeadlineHeap
+    from ._kernel_py import (
+        CANCEL_SHIELDED_CHECKPOINT,
+        CHECKPOINT,
+        RESUME_NONE,
+        KernelBase,
+        PermanentlyDetachCoroutineObject,
+        TaskBase,
+        WaitTaskRescheduled,
+        async_yield,
+        cancel_shielded_checkpoint,
+        checkpoint,
+        permanently_detach_coroutine_object,
+        wait_task_rescheduled,
+    )
+
+    ENGINE = "reference"
+else:
+    try:
+        if sys.platform == "linux":  # setup.py builds _epoll only there
+            from ._ext._epoll import EpollPoller  # type: ignore[no-redef]
+        else:
+            from ._epoll_py import EpollPoller  # type: ignore[assignment]
+        from ._ext._heap import DeadlineHeap  # type: ignore[no-redef]
+        from ._ext._kernel import (  # type: ignore[no-redef]
+            CANCEL_SHIELDED_CHECKPOINT,
+            CHECKPOINT,
+            RESUME_NONE,
+            KernelBase,
+            PermanentlyDetachCoroutineObject,
+            TaskBase,
+            WaitTaskRescheduled,
+            async_yield,
+            cancel_shielded_checkpoint,
+            checkpoint,
+            permanently_detach_coroutine_object,
+            wait_task_rescheduled,
+        )
+
+        ENGINE = "compiled"
+    except ImportError as exc:
+        if _REQUIRE_EXT:
+            raise ImportError(
+                "VIVACE_REQUIRE_EXTENSIONS=1 but the compiled engine could not be "
+                f"imported ({exc}); build it with 'pip install -e .' (needs a C compiler "
+                "and Cython) or unset VIVACE_REQUIRE_EXTENSIONS"
+            ) from exc
+        IMPORT_ERROR = exc
+        from ._heap_py import DeadlineHeap  # type: ignore[assignment]
+        from ._kernel_py import (  # type: ignore[assignment]
+            CANCEL_SHIELDED_CHECKPOINT,
+            CHECKPOINT,
+            RESUME_NONE,
+            KernelBase,
+            PermanentlyDetachCoroutineObject,
+            TaskBase,
+            WaitTaskRescheduled,
+            async_yield,
+            cancel_shielded_checkpoint,
+            checkpoint,
+            permanently_detach_coroutine_object,
+            wait_task_rescheduled,
+        )
+
+        ENGINE = "reference"
+
+__all__ = [
+    "CANCEL_SHIELDED_CHECKPOINT",
+    "CHECKPOINT",
+    "ENGINE",
+    "RESUME_NONE",
+    "DeadlineHeap",
+    "EpollPoller",
+    "KernelBase",
+    "PermanentlyDetachCoroutineObject",
+    "TaskBase",
+    "WaitTaskRescheduled",
+    "async_yield",
+    "cancel_shielded_checkpoint",
+    "checkpoint",
+    "permanently_detach_coroutine_object",
+    "wait_task_rescheduled",
+]

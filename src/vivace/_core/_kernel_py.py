@@ -1,0 +1,319 @@
+"""The kernel, reference twin: tasks' hot state, the run queue, one batch of task steps,
+and the trap awaitables. ``_ext/_kernel.pyx`` is the compiled twin; both must behave
+identically (same attributes, same errors, same order of side effects).
+
+Design notes
+------------
+* A task is stepped by sending a value into (or throwing an exception into) its
+  coroutine inside the task's ``contextvars.Context``. What the coroutine yields back is
+  a *trap message*, interpreted by ``_dispatch``:
+
+  - ``CANCEL_SHIELDED_CHECKPOINT``: go to the back of the run queue, resume with None.
+  - ``CHECKPOINT``: the same, but when the task is next stepped it is first checked for
+    cancellation (and for a pending KeyboardInterrupt if it is the main task); a
+    cancelled task gets its ``Cancelled`` thrown in instead. Checking at resume time
+    means the check sees every cancellation made up to the moment it matters.
+  - ``WaitTaskRescheduled(abort_func)``: park until someone calls ``reschedule``; if
+    the task is already cancelled, try to abort right away.
+  - ``PermanentlyDetachCoroutineObject(outcome)``: the task ends with that outcome.
+  - anything else: the coroutine awaited something from another framework; a TypeError
+    is thrown into it at its next step.
+
+* ``task._send_mode`` says what the next step does: IDLE (not scheduled: it is parked or
+  running), SEND (send ``_next_send``), THROW (throw ``_next_send``) or CHECKPOINT
+  (cancel check, then resume). A task is in the run queue iff its mode is not IDLE.
+  Rescheduling a task that is not IDLE is a bug and raises TrioInternalError.
+
+* ``RESUME_NONE`` is a shared, immutable stand-in for ``outcome.Value(None)``: the trap
+  awaitables call ``.unwrap()`` on what they are sent, and the common "resume with
+  nothing" case then allocates nothing.
+
+* Batches: tasks made runnable during a batch are appended to ``runq`` and run in the
+  next batch; the caller (the run loop) takes ``runq`` and orders it (reversal or
+  deterministic shuffle) before calling ``run_batch``.
+
+* The kernel calls back into the shared Python layer only for rare events: task exit
+  (``self.task_exited``), cancel delivery (``task._attempt_delivery_of_any_pending_cancel``
+  and friends, ``task._cancel_status._make_cancelled``) and instruments.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import TYPE_CHECKING, Any
+
+import outcome
+
+from ._exceptions import TrioInternalError
+
+if TYPE_CHECKING:
+    import contextvars
+    from collections.abc import Callable, Generator
+
+IDLE = 0
+SEND = 1
+THROW = 2
+CHECKPOINT_RESUME = 3
+
+
+class _ResumeNone:
+    """Behaves as ``outcome.Value(None)`` for the trap awaitables, but is shared."""
+
+    __slots__ = ()
+
+    def unwrap(self) -> None:
+        return None
+
+    def send(self, gen: Generator[Any, Any, Any]) -> Any:
+        return gen.send(None)
+
+    def __repr__(self) -> str:
+        return "Value(None)"
+
+
+RESUME_NONE = _ResumeNone()
+
+
+class _CancelShieldedCheckpointType:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CancelShieldedCheckpoint"
+
+
+class _CheckpointType:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Checkpoint"
+
+
+CANCEL_SHIELDED_CHECKPOINT = _CancelShieldedCheckpointType()
+CHECKPOINT = _CheckpointType()
+
+
+class WaitTaskRescheduled:
+    __slots__ = ("abort_func",)
+
+    def __init__(self, abort_func: Callable[..., Any]) -> None:
+        self.abort_func = abort_func
+
+    def __repr__(self) -> str:
+        return f"WaitTaskRescheduled(abort_func={self.abort_func!r})"
+
+
+class PermanentlyDetachCoroutineObject:
+    __slots__ = ("final_outcome",)
+
+    def __init__(self, final_outcome: outcome.Outcome[Any]) -> None:
+        self.final_outcome = final_outcome
+
+    def __repr__(self) -> str:
+        return f"PermanentlyDetachCoroutineObject(final_outcome={self.final_outcome!r})"
+
+
+@types.coroutine
+def _yield(msg: object) -> Generator[Any, Any, Any]:
+    return (yield msg)
+
+
+async def async_yield(msg: object) -> Any:
+    """Yield *msg* to the kernel; return whatever the kernel sends back (not unwrapped)."""
+    return await _yield(msg)
+
+
+async def cancel_shielded_checkpoint() -> None:
+    """A schedule point that is not a cancel point."""
+    (await _yield(CANCEL_SHIELDED_CHECKPOINT)).unwrap()
+
+
+async def checkpoint() -> None:
+    """A schedule point, then a cancel point: raises Cancelled if the task's scope is
+    cancelled."""
+    (await _yield(CHECKPOINT)).unwrap()
+
+
+async def wait_task_rescheduled(abort_func: Callable[..., Any]) -> Any:
+    """Park the task until ``reschedule`` is called on it; see lowlevel docs."""
+    return (await _yield(WaitTaskRescheduled(abort_func))).unwrap()
+
+
+async def permanently_detach_coroutine_object(
+    final_outcome: outcome.Outcome[Any],
+) -> Any:
+    return await _yield(PermanentlyDetachCoroutineObject(final_outcome))
+
+
+class TaskBase:
+    """The hot half of ``lowlevel.Task``; the Python layer subclasses it."""
+
+    __slots__ = (
+        "__weakref__",
+        "_abort_func",
+        "_cancel_points",
+        "_cancel_status",
+        "_counter",
+        "_ki_protected",
+        "_next_send",
+        "_runner",
+        "_schedule_points",
+        "_send_mode",
+        "context",
+        "coro",
+        "custom_sleep_data",
+    )
+
+    def __init__(
+        self,
+        coro: Any,
+        context: contextvars.Context,
+        runner: Any,
+        counter: int,
+        ki_protected: bool,
+    ) -> None:
+        self.coro = coro
+        self.context = context
+        self._runner = runner
+        self._counter = counter
+        self._ki_protected = ki_protected
+        self._send_mode = IDLE
+        self._next_send: Any = None
+        self._abort_func: Any = None
+        self._cancel_status: Any = None
+        self.custom_sleep_data: Any = None
+        self._cancel_points = 0
+        self._schedule_points = 0
+
+
+class KernelBase:
+    """The run queue and the task-step loop; ``Runner`` (Python) subclasses it."""
+
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_instr_before_step",
+        "_instr_after_step",
+        "_instr_scheduled",
+        "current_task",
+        "is_guest",
+        "ki_pending",
+        "main_task",
+        "runq",
+    )
+
+    def __init__(self) -> None:
+        self.runq: list[Any] = []
+        self.current_task: Any = None
+        self.main_task: Any = None
+        self.ki_pending = False
+        self.is_guest = False
+        self._instr_before_step = False
+        self._instr_after_step = False
+        self._instr_scheduled = False
+
+    # -- hooks the Python layer provides -------------------------------------------
+    def task_exited(self, task: Any, result: outcome.Outcome[Any]) -> None:
+        raise NotImplementedError
+
+    def force_guest_tick_asap(self) -> None:
+        raise NotImplementedError
+
+    def _call_instrument(self, hook: str, *args: object) -> None:
+        raise NotImplementedError
+
+    # -- scheduling ------------------------------------------------------------------
+    def reschedule(self, task: Any, next_send: Any = RESUME_NONE) -> None:
+        if task._send_mode != IDLE:
+            raise TrioInternalError(
+                f"attempted to reschedule {task!r}, which is already scheduled"
+            )
+        task._send_mode = SEND
+        task._next_send = next_send
+        task._abort_func = None
+        task.custom_sleep_data = None
+        if self.is_guest and not self.runq:
+            self.force_guest_tick_asap()
+        self.runq.append(task)
+        if self._instr_scheduled:
+            self._call_instrument("task_scheduled", task)
+
+    def _schedule_throw(self, task: Any, exc: BaseException) -> None:
+        self.reschedule(task, exc)
+        task._send_mode = THROW
+
+    def _schedule_checkpoint(self, task: Any) -> None:
+        self.reschedule(task, RESUME_NONE)
+        task._send_mode = CHECKPOINT_RESUME
+
+    # -- stepping --------------------------------------------------------------------
+    def run_batch(self, batch: list[Any]) -> None:
+        """Step every task in *batch*, from the end of the list to the front."""
+        while batch:
+            self._step(batch.pop())
+
+    def _step(self, task: Any) -> None:
+        mode = task._send_mode
+        value = task._next_send
+        task._send_mode = IDLE
+        task._next_send = None
+        if mode == CHECKPOINT_RESUME:
+            task._cancel_points += 1
+            if self.ki_pending and task is self.main_task:
+                self.ki_pending = False
+                mode = THROW
+                value = KeyboardInterrupt()
+            elif task._cancel_status.effectively_cancelled:
+                mode = THROW
+                value = task._cancel_status._make_cancelled()
+            else:
+                mode = SEND
+        self.current_task = task
+        if self._instr_before_step:
+            self._call_instrument("before_task_step", task)
+        coro = task.coro
+        try:
+            if mode == THROW:
+                msg = task.context.run(coro.throw, value)
+            else:
+                msg = task.context.run(coro.send, value)
+        except StopIteration as stop:
+            del value
+            self.task_exited(task, outcome.Value(stop.value))
+        except BaseException as exc:
+            del value
+            # Drop our own frame (context.run adds none) from the traceback.
+            tb = exc.__traceback__
+            if tb is not None:
+                exc = exc.with_traceback(tb.tb_next)
+            del tb
+            self.task_exited(task, outcome.Error(exc))
+            del exc
+        else:
+            del value
+            self._dispatch(task, msg)
+            del msg
+        if self._instr_after_step:
+            self._call_instrument("after_task_step", task)
+        self.current_task = None
+
+    def _dispatch(self, task: Any, msg: object) -> None:
+        task._schedule_points += 1
+        if msg is CHECKPOINT:
+            self._schedule_checkpoint(task)
+        elif msg is CANCEL_SHIELDED_CHECKPOINT:
+            self.reschedule(task, RESUME_NONE)
+        elif type(msg) is WaitTaskRescheduled:
+            task._cancel_points += 1
+            task._abort_func = msg.abort_func
+            if self.ki_pending and task is self.main_task:
+                task._attempt_delivery_of_pending_ki()
+            task._attempt_delivery_of_any_pending_cancel()
+        elif type(msg) is PermanentlyDetachCoroutineObject:
+            self.task_exited(task, msg.final_outcome)
+        else:
+            exc = TypeError(
+                f"vivace received unrecognized yield message {msg!r}. Are you trying "
+                "to use a library written for some other framework like asyncio? "
+                "That won't work without some kind of compatibility shim."
+            )
+            self._schedule_throw(task, exc)

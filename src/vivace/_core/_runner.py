@@ -1,0 +1,333 @@
+"""The Runner: per-run state and the slow-path operations of the kernel.
+
+Design notes
+------------
+``Runner`` subclasses the kernel's ``KernelBase`` (compiled or reference), which owns
+the run queue and task stepping; everything here runs at most once per task lifetime or
+per rare event (spawn, exit, KeyboardInterrupt, idle detection), so it stays Python.
+
+Task tree: the root task ("init") owns three nested nurseries -- run_sync_soon's, the
+system nursery, and the main task's -- so that at shutdown the main task finishes
+first, then system tasks are cancelled, then async generators are finalized, then the
+run_sync_soon task is cancelled (after draining its queue).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import itertools
+from math import inf
+from typing import TYPE_CHECKING, Any
+
+import outcome
+from sortedcontainers import SortedDict
+
+from .._util import final
+from ._asyncgens import AsyncGenerators
+from ._cancel import MISNESTING_ADVICE, CancelReason
+from ._coroutine_check import coroutine_or_error
+from ._entry_queue import EntryQueue, TrioToken
+from ._exceptions import TrioInternalError
+from ._impl import DeadlineHeap, KernelBase, wait_task_rescheduled
+from ._instrumentation import Instruments
+from ._nursery import open_nursery
+from ._task import Task
+from ._traps import Abort
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from .._abc import Clock, Instrument
+
+
+@final
+class RunStatistics:
+    """Run-loop statistics (from ``lowlevel.current_statistics()``):
+
+    ``tasks_living``, ``tasks_runnable``, ``seconds_to_next_deadline``,
+    ``run_sync_soon_queue_size`` and ``io_statistics`` (the I/O backend's statistics;
+    its ``backend`` attribute names it).
+    """
+
+    __slots__ = (
+        "io_statistics",
+        "run_sync_soon_queue_size",
+        "seconds_to_next_deadline",
+        "tasks_living",
+        "tasks_runnable",
+    )
+
+    def __init__(
+        self,
+        *,
+        tasks_living: int,
+        tasks_runnable: int,
+        seconds_to_next_deadline: float,
+        io_statistics: object,
+        run_sync_soon_queue_size: int,
+    ) -> None:
+        object.__setattr__(self, "tasks_living", tasks_living)
+        object.__setattr__(self, "tasks_runnable", tasks_runnable)
+        object.__setattr__(self, "seconds_to_next_deadline", seconds_to_next_deadline)
+        object.__setattr__(self, "io_statistics", io_statistics)
+        object.__setattr__(self, "run_sync_soon_queue_size", run_sync_soon_queue_size)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RunStatistics is frozen; cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in sorted(self.__slots__))
+        return f"RunStatistics({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not RunStatistics:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Runner(KernelBase):
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        instruments: Sequence[Instrument],
+        io_manager: Any,
+        ki_manager: Any,
+        strict_exception_groups: bool,
+    ) -> None:
+        super().__init__()
+        self.clock = clock
+        self.instruments = Instruments((), self._refresh_instrument_flags)
+        self.io_manager = io_manager
+        self.ki_manager = ki_manager
+        self.strict_exception_groups = strict_exception_groups
+        self._locals: dict[Any, object] = {}
+        self.tasks: set[Task] = set()
+        self.deadlines = DeadlineHeap()
+        self.init_task: Task | None = None
+        self.system_nursery: Any = None
+        self.system_context = contextvars.copy_context()
+        self.main_task_outcome: outcome.Outcome[Any] | None = None
+        self.entry_queue = EntryQueue()
+        self.trio_token: TrioToken | None = None
+        self.asyncgens = AsyncGenerators()
+        self.clock_autojump_threshold = inf
+        self.guest_tick_scheduled = False
+        self.waiting_for_idle: SortedDict = SortedDict()
+        self._task_counter = itertools.count()
+        for instrument in instruments:
+            self.instruments.add_instrument(instrument)
+
+    # -- instruments -------------------------------------------------------------------
+    def _refresh_instrument_flags(self) -> None:
+        instruments = self.instruments
+        self._instr_before_step = "before_task_step" in instruments
+        self._instr_after_step = "after_task_step" in instruments
+        self._instr_scheduled = "task_scheduled" in instruments
+
+    def _call_instrument(self, hook: str, *args: object) -> None:
+        self.instruments.call(hook, *args)
+
+    # -- guest mode --------------------------------------------------------------------
+    def force_guest_tick_asap(self) -> None:
+        if self.guest_tick_scheduled:
+            return
+        self.guest_tick_scheduled = True
+        self.io_manager.force_wakeup()
+
+    def close(self) -> None:
+        self.io_manager.close()
+        self.entry_queue.close()
+        self.asyncgens.close()
+        if "after_run" in self.instruments:
+            self.instruments.call("after_run")
+        self.ki_manager.close()
+
+    # -- queries -----------------------------------------------------------------------
+    def current_statistics(self) -> RunStatistics:
+        return RunStatistics(
+            tasks_living=len(self.tasks),
+            tasks_runnable=len(self.runq),
+            seconds_to_next_deadline=self.deadlines.peek_deadline() - self.clock.current_time(),
+            io_statistics=self.io_manager.statistics(),
+            run_sync_soon_queue_size=self.entry_queue.size(),
+        )
+
+    def current_trio_token(self) -> TrioToken:
+        if self.trio_token is None:
+            self.trio_token = TrioToken._create(self.entry_queue)
+        return self.trio_token
+
+    # -- spawning and exiting ------------------------------------------------------------
+    def spawn_impl(
+        self,
+        async_fn: Callable[..., Awaitable[object]],
+        args: tuple[Any, ...],
+        nursery: Any,
+        name: object,
+        *,
+        system_task: bool = False,
+        context: contextvars.Context | None = None,
+    ) -> Task:
+        if nursery is not None and nursery._closed:
+            raise RuntimeError("Nursery is closed to new arrivals")
+        if nursery is None and self.init_task is not None:
+            raise TrioInternalError("only the root task may be spawned without a nursery")
+        if context is None:
+            context = self.system_context.copy() if system_task else contextvars.copy_context()
+        coro = context.run(coroutine_or_error, async_fn, *args)
+
+        if name is None:
+            name = async_fn
+        if isinstance(name, functools.partial):
+            name = name.func
+        if not isinstance(name, str):
+            try:
+                name = f"{name.__module__}.{name.__qualname__}"  # type: ignore[attr-defined]
+            except AttributeError:
+                name = repr(name)
+
+        if getattr(coro, "cr_frame", None) is None:
+            # Not a native coroutine (e.g. a Cython one or a custom Coroutine): give the
+            # task a real coroutine frame so KI protection and stack walks work.
+            async def python_wrapper(orig_coro: Awaitable[object]) -> object:
+                return await orig_coro
+
+            coro = python_wrapper(coro)
+
+        task = Task._create(
+            coro=coro,
+            parent_nursery=nursery,
+            runner=self,
+            name=name,
+            context=context,
+            counter=next(self._task_counter),
+            ki_protected=system_task,
+        )
+        self.tasks.add(task)
+        if nursery is not None:
+            nursery._children.add(task)
+            task._activate_cancel_status(nursery._cancel_status)
+        if "task_spawned" in self.instruments:
+            self.instruments.call("task_spawned", task)
+        # The first step sends None into the fresh coroutine.
+        self.reschedule(task, None)
+        return task
+
+    def task_exited(self, task: Any, result: outcome.Outcome[Any]) -> None:
+        if task._child_nurseries:
+            # The task returned while nurseries it opened are still open (misnesting):
+            # cancel and close them so their children cannot outlive them unnoticed.
+            for nursery in task._child_nurseries:
+                nursery.cancel_scope._cancel(
+                    CancelReason(
+                        source="nursery",
+                        reason="Parent Task exited prematurely, abandoning this nursery "
+                        "without exiting it properly.",
+                        source_task=repr(task),
+                    )
+                )
+                nursery._closed = True
+        from ._parking_lot import break_lots_of
+
+        break_lots_of(task)
+        status = task._cancel_status
+        if (
+            status is not None and status.abandoned_by_misnesting and status.parent is None
+        ) or task._child_nurseries:
+            what = "Nursery" if task._child_nurseries else "Cancel scope"
+            new_exc = RuntimeError(
+                f"{what} stack corrupted: {what} surrounding {task!r} was closed before "
+                f"the task exited\n{MISNESTING_ADVICE}"
+            )
+            if isinstance(result, outcome.Error):
+                new_exc.__context__ = result.error
+            result = outcome.Error(new_exc)
+        task._activate_cancel_status(None)
+        self.tasks.remove(task)
+        if task is self.init_task:
+            # The root task never fails on its own; if it did, the run is broken.
+            result.unwrap()
+            if self.tasks:  # pragma: no cover
+                raise TrioInternalError("root task exited with tasks still alive")
+        else:
+            if task is self.main_task:
+                self.main_task_outcome = result
+                result = outcome.Value(None)
+            task._parent_nursery._child_finished(task, result)
+        if "task_exited" in self.instruments:
+            self.instruments.call("task_exited", task)
+
+    def spawn_system_task(
+        self,
+        async_fn: Callable[..., Awaitable[object]],
+        *args: object,
+        name: object = None,
+        context: contextvars.Context | None = None,
+    ) -> Task:
+        return self.spawn_impl(
+            async_fn, args, self.system_nursery, name, system_task=True, context=context
+        )
+
+    async def init(self, async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
+        async with open_nursery() as run_sync_soon_nursery:
+            async with open_nursery() as self.system_nursery:
+                async with open_nursery() as main_task_nursery:
+                    try:
+                        self.main_task = self.spawn_impl(async_fn, args, main_task_nursery, None)
+                    except BaseException as exc:
+                        self.main_task_outcome = outcome.Error(exc)
+                        return
+                    self.spawn_impl(
+                        self.entry_queue.task,
+                        (),
+                        run_sync_soon_nursery,
+                        "<TrioToken.run_sync_soon task>",
+                        system_task=True,
+                    )
+                self.system_nursery.cancel_scope._cancel(
+                    CancelReason(
+                        source="shutdown",
+                        reason="main task done, shutting down system tasks",
+                        source_task=repr(self.init_task),
+                    )
+                )
+            await self.asyncgens.finalize_remaining(self)
+            run_sync_soon_nursery.cancel_scope._cancel(
+                CancelReason(
+                    source="shutdown",
+                    reason="main task done, shutting down run_sync_soon callbacks",
+                    source_task=repr(self.init_task),
+                )
+            )
+
+    # -- KeyboardInterrupt ----------------------------------------------------------------
+    def deliver_ki(self) -> None:
+        # Called from the signal handler: only set a flag and poke the entry queue.
+        self.ki_pending = True
+        try:
+            self.entry_queue.run_sync_soon(self._deliver_ki_cb)
+        except Exception:  # RunFinishedError: the run is ending; close() reports the KI
+            pass
+
+    def _deliver_ki_cb(self) -> None:
+        if not self.ki_pending:
+            return
+        if self.main_task is None or self.main_task_outcome is not None:
+            return
+        self.main_task._attempt_delivery_of_pending_ki()
+
+    # -- idleness ---------------------------------------------------------------------------
+    async def wait_all_tasks_blocked(self, cushion: float = 0.0) -> None:
+        task = self.current_task
+        key = (cushion, id(task))
+        self.waiting_for_idle[key] = task
+
+        def abort(_: Any) -> Abort:
+            del self.waiting_for_idle[key]
+            return Abort.SUCCEEDED
+
+        await wait_task_rescheduled(abort)
