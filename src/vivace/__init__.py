@@ -3,6 +3,11 @@
 Use it as a drop-in: ``import vivace as trio``.
 """
 
+from ._channel import MemoryChannelStatistics as MemoryChannelStatistics
+from ._channel import MemoryReceiveChannel as MemoryReceiveChannel
+from ._channel import MemorySendChannel as MemorySendChannel
+from ._channel import as_safe_channel as as_safe_channel
+from ._channel import open_memory_channel as open_memory_channel
 from ._core import (
     TASK_STATUS_IGNORED as TASK_STATUS_IGNORED,
 )
@@ -52,8 +57,18 @@ from ._core import (
     run as run,
 )
 from ._deprecate import TrioDeprecationWarning as TrioDeprecationWarning
+from ._highlevel_generic import StapledStream as StapledStream
+from ._highlevel_generic import aclose_forcefully as aclose_forcefully
+from ._sync import CapacityLimiter as CapacityLimiter
+from ._sync import CapacityLimiterStatistics as CapacityLimiterStatistics
+from ._sync import Condition as Condition
+from ._sync import ConditionStatistics as ConditionStatistics
 from ._sync import Event as Event
 from ._sync import EventStatistics as EventStatistics
+from ._sync import Lock as Lock
+from ._sync import LockStatistics as LockStatistics
+from ._sync import Semaphore as Semaphore
+from ._sync import StrictFIFOLock as StrictFIFOLock
 from ._timeouts import (
     TooSlowError as TooSlowError,
 )

@@ -216,7 +216,11 @@ class MemorySendChannel(SendChannel[SendType], metaclass=NoPublicConstructor):
         Raises ClosedResourceError if this handle is (or gets) closed,
         BrokenResourceError if every receive handle is (or gets) closed.
         """
-        await checkpoint_if_cancelled()
+        task = current_task()
+        if task._cancel_status.effectively_cancelled or task._runner.ki_pending:
+            await checkpoint_if_cancelled()  # raises if there is something to deliver
+        else:
+            task._cancel_points += 1
         if self._closed:
             raise _closed_send()
         state = self._state
@@ -224,8 +228,8 @@ class MemorySendChannel(SendChannel[SendType], metaclass=NoPublicConstructor):
             raise _broken()
         receivers = state.receive_tasks
         if receivers:
-            task, _ = receivers.popitem(last=False)
-            task._runner.reschedule(task, Value(value))
+            receiver, _ = receivers.popitem(last=False)
+            receiver._runner.reschedule(receiver, Value(value))
             await cancel_shielded_checkpoint()
             return
         data = state.data
@@ -236,7 +240,6 @@ class MemorySendChannel(SendChannel[SendType], metaclass=NoPublicConstructor):
             await cancel_shielded_checkpoint()
             return
 
-        task = current_task()
         senders = state.send_tasks
         senders[task] = value
         task.custom_sleep_data = self
@@ -351,15 +354,19 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], metaclass=NoPublicConstr
         Raises EndOfChannel once every send handle is closed and the buffer is empty,
         ClosedResourceError if this handle is (or gets) closed.
         """
-        await checkpoint_if_cancelled()
+        task = current_task()
+        if task._cancel_status.effectively_cancelled or task._runner.ki_pending:
+            await checkpoint_if_cancelled()  # raises if there is something to deliver
+        else:
+            task._cancel_points += 1
         if self._closed:
             raise _closed_receive()
         state = self._state
         data = state.data
         senders = state.send_tasks
         if senders:
-            task, value = senders.popitem(last=False)
-            task._runner.reschedule(task)
+            sender, value = senders.popitem(last=False)
+            sender._runner.reschedule(sender)
             if data:
                 data.append(value)
                 value = data.popleft()
@@ -372,7 +379,6 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], metaclass=NoPublicConstr
         if not state.open_send_channels:
             raise EndOfChannel
 
-        task = current_task()
         receivers = state.receive_tasks
         receivers[task] = None
         task.custom_sleep_data = self

@@ -447,8 +447,13 @@ class _LockImpl(AsyncContextManagerMixin):
         Raises RuntimeError if the current task holds it already, BrokenResourceError
         if the holder exits without releasing it.
         """
-        await checkpoint_if_cancelled()
         task = current_task()
+        # checkpoint_if_cancelled(), inlined for the hot path: the core's function is
+        # only called when there may be something to deliver (it then raises).
+        if task._cancel_status.effectively_cancelled or task._runner.ki_pending:
+            await checkpoint_if_cancelled()
+        else:
+            task._cancel_points += 1
         owner = self._owner
         if owner is None and not self._lot:
             self._owner = task

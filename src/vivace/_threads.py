@@ -180,7 +180,7 @@ def _fn_name(fn: object) -> str:
 @enable_ki_protection
 async def to_thread_run_sync(
     sync_fn: Callable[..., RetT],
-    *args: Any,
+    *args: object,
     thread_name: str | None = None,
     abandon_on_cancel: bool = False,
     limiter: CapacityLimiter | None = None,
@@ -274,7 +274,7 @@ async def to_thread_run_sync(
         while True:
             message = await wait_task_rescheduled(abort)
             if isinstance(message, outcome.Outcome):
-                return message.unwrap()  # type: ignore[no-any-return]
+                return message.unwrap()
             await message.serve_in_caller(task, home_context)
             del message
     finally:
@@ -386,9 +386,9 @@ class _AsyncRequest(_Request):
         self.reply.put(result)
 
     def submit_to_system(self, token: TrioToken) -> None:
-        token.run_sync_soon(self.spawn_system_task)
+        token.run_sync_soon(self.spawn_in_system_nursery)
 
-    def spawn_system_task(self) -> None:
+    def spawn_in_system_nursery(self) -> None:
         try:
             spawn_system_task(self.serve_as_system_task, name=self.fn, context=self.context)
         except RuntimeError:
@@ -429,7 +429,7 @@ def _send_to_run(request: _Request, trio_token: TrioToken | None) -> Any:
 
 
 def from_thread_run(
-    afn: Callable[..., Awaitable[RetT]], *args: Any, trio_token: TrioToken | None = None
+    afn: Callable[..., Awaitable[RetT]], *args: object, trio_token: TrioToken | None = None
 ) -> RetT:
     """From a thread, run ``await afn(*args)`` in the run and block until it finishes;
     return or raise its result.
@@ -443,11 +443,11 @@ def from_thread_run(
     shutting down, and ``RuntimeError`` if called from the run's own thread (which
     would deadlock) or with no way to find the run.
     """
-    return _send_to_run(_AsyncRequest(afn, args), trio_token)  # type: ignore[no-any-return]
+    return _send_to_run(_AsyncRequest(afn, args), trio_token)
 
 
 def from_thread_run_sync(
-    fn: Callable[..., RetT], *args: Any, trio_token: TrioToken | None = None
+    fn: Callable[..., RetT], *args: object, trio_token: TrioToken | None = None
 ) -> RetT:
     """From a thread, call ``fn(*args)`` in the run's thread and block until it
     returns; return or raise its result.
@@ -456,7 +456,7 @@ def from_thread_run_sync(
     is over, ``RuntimeError`` if called from the run's own thread or with no way to find
     the run, and ``TypeError`` if ``fn`` is an async function.
     """
-    return _send_to_run(_SyncRequest(fn, args), trio_token)  # type: ignore[no-any-return]
+    return _send_to_run(_SyncRequest(fn, args), trio_token)
 
 
 def from_thread_check_cancelled() -> None:

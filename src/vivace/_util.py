@@ -44,7 +44,7 @@ class NoPublicConstructor(ABCMeta):
         raise TypeError(f"{cls.__module__}.{cls.__qualname__} has no public constructor")
 
     def _create(cls: type[T], *args: object, **kwargs: object) -> T:
-        return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]
+        return super().__call__(*args, **kwargs)
 
 
 def name_asyncgen(agen: Any) -> str:

@@ -103,6 +103,12 @@ from ._core import (
     temporarily_detach_coroutine_object as temporarily_detach_coroutine_object,
 )
 from ._core import (
+    UnboundedQueue as UnboundedQueue,
+)
+from ._core import (
+    UnboundedQueueStatistics as UnboundedQueueStatistics,
+)
+from ._core import (
     wait_readable as wait_readable,
 )
 from ._core import (

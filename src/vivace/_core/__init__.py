@@ -55,6 +55,7 @@ from ._traps import (
     reattach_detached_coroutine_object,
     temporarily_detach_coroutine_object,
 )
+from ._unbounded_queue import UnboundedQueue, UnboundedQueueStatistics
 
 __all__ = [
     "ENGINE",
@@ -79,6 +80,8 @@ __all__ = [
     "TaskStatus",
     "TrioInternalError",
     "TrioToken",
+    "UnboundedQueue",
+    "UnboundedQueueStatistics",
     "WouldBlock",
     "add_instrument",
     "add_parking_lot_breaker",

@@ -436,7 +436,7 @@ class CancelScope:
     def relative_deadline(self) -> float:
         """Deadline relative to now (after entering) or to the moment of entering."""
         if self._has_been_entered:
-            return self._deadline - self._runner.clock.current_time()  # type: ignore[no-any-return]
+            return self._deadline - self._runner.clock.current_time()
         if self._deadline != inf:
             raise RuntimeError(
                 "Unentered non-relative cancel scope does not have a relative deadline"

@@ -33,8 +33,12 @@ def coroutine_or_error(
     async_fn: Callable[..., Any], *args: object
 ) -> collections.abc.Coroutine[Any, Any, Any]:
     """Call ``async_fn(*args)`` and insist that it produced a coroutine."""
+    # Sync code that runs before the first await must see the right library; inside a
+    # run the name is already set, so skip the two thread-local writes then.
     prev = sniffio.thread_local.name
-    sniffio.thread_local.name = library_name()
+    name = library_name()
+    if prev != name:
+        sniffio.thread_local.name = name
     try:
         coro = async_fn(*args)
     except TypeError:
@@ -42,9 +46,10 @@ def coroutine_or_error(
             # The user wrote run(f()) instead of run(f): don't leak a never-awaited warning.
             async_fn.close()
             name = getattr(async_fn, "__name__", "fn")
+            # The message's opening words are trio's: users match on them.
             raise TypeError(
-                "expected an async function, but got a coroutine object "
-                f"{async_fn!r}\n\nProbably you wrote something like\n\n"
+                "Trio was expecting an async function, but instead it got a coroutine "
+                f"object {async_fn!r}\n\nProbably you wrote something like\n\n"
                 f"  vivace.run({name}(...))            # incorrect!\n"
                 f"  nursery.start_soon({name}(...))  # incorrect!\n\n"
                 "Pass the function and its arguments instead (no parentheses):\n\n"
@@ -59,7 +64,8 @@ def coroutine_or_error(
             ) from None
         raise
     finally:
-        sniffio.thread_local.name = prev
+        if prev != name:
+            sniffio.thread_local.name = prev
 
     if not isinstance(coro, collections.abc.Coroutine):
         if _looks_foreign(coro):
@@ -70,11 +76,13 @@ def coroutine_or_error(
             )
         if inspect.isasyncgen(coro):
             raise TypeError(
-                "start_soon() expected an async function but got an async generator "
+                "expected an async function but got an async generator "
                 f"{coro!r}; iterate it with 'async for' inside an async function instead"
             )
+        qualname = getattr(async_fn, "__qualname__", async_fn)
         raise TypeError(
-            f"expected an async function but {async_fn!r} returned {coro!r}: "
-            "use 'async def' (or pass the async function itself, not its result)"
+            f"expected an async function, but {qualname!r} appears to be synchronous: "
+            "define it with 'async def' (or pass the async function itself, not the "
+            "result of calling it)"
         )
     return coro

@@ -101,7 +101,7 @@ class TrioToken(metaclass=NoPublicConstructor):
     """Identifies one call to ``run`` and lets other threads (and signal handlers)
     schedule work in it; get it from ``lowlevel.current_trio_token()``."""
 
-    __slots__ = ("_reentry_queue",)
+    __slots__ = ("__weakref__", "_reentry_queue")
 
     def __init__(self, reentry_queue: EntryQueue) -> None:
         self._reentry_queue = reentry_queue

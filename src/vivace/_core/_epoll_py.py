@@ -192,6 +192,8 @@ class EpollPoller:
     def _add(self, fd: int, owner: object, task: object, bit: int) -> bool:
         if self._closed:
             raise RuntimeError(_CLOSED_MSG)
+        if fd < 0:
+            raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
         rec = self._records.get(fd)
         new = rec is None
         if rec is None:
@@ -200,10 +202,7 @@ class EpollPoller:
             return True
         # Reuse the armed direction only with proof the file is the same (module notes).
         cached = (
-            rec.armed & bit
-            and owner is not None
-            and rec.owner is not None
-            and rec.owner() is owner
+            rec.armed & bit and owner is not None and rec.owner is not None and rec.owner() is owner
         )
         if not cached:
             wanted = rec.armed | bit
@@ -298,9 +297,7 @@ class EpollPoller:
         # remaining time after running signal handlers (propagating their exceptions).
         self._in_wait = True
         try:
-            events: list[tuple[int, int]] = self._epoll.poll(
-                seconds, len(self._records) + 1
-            )
+            events: list[tuple[int, int]] = self._epoll.poll(seconds, len(self._records) + 1)
         finally:
             self._in_wait = False
         if self._closed:
@@ -389,4 +386,3 @@ class EpollPoller:
                 self._fail_record(fd, rec, err)
             else:
                 rec.armed = wanted
-

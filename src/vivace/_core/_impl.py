@@ -76,6 +76,7 @@ else:
                 "and Cython) or unset VIVACE_REQUIRE_EXTENSIONS"
             ) from exc
         IMPORT_ERROR = exc
+        from ._epoll_py import EpollPoller  # type: ignore[assignment]
         from ._heap_py import DeadlineHeap  # type: ignore[assignment]
         from ._kernel_py import (  # type: ignore[assignment]
             CANCEL_SHIELDED_CHECKPOINT,

@@ -20,6 +20,10 @@ Design notes
   a later fd with the same number starts clean; waiters get ClosedResourceError, each
   its own instance (a shared exception would splice tracebacks together).
 
+* KeyboardInterrupt: the public entry points are KI-protected (as trio's are), so a
+  SIGINT cannot land between registering a waiter and parking, which would leave a
+  stale waiter behind. The rest runs under the run loop's protection.
+
 * Threads. ``get_events`` may run in a worker thread (guest mode) while the run's
   thread leaves the manager alone; ``force_wakeup`` is safe from any thread and from
   signal handlers (it only writes to the socketpair). Everything else runs in the
@@ -36,6 +40,7 @@ import outcome
 
 from . import _impl
 from ._exceptions import BusyResourceError, ClosedResourceError
+from ._ki import enable_ki_protection
 from ._traps import Abort, wait_task_rescheduled
 from ._wakeup import WakeupSocketpair
 
@@ -101,8 +106,10 @@ class EpollIOManager:
         if _current_task is None or _reschedule is None:
             from . import _run
 
-            _current_task = _current_task or _run.current_task
-            _reschedule = _reschedule or _run.reschedule
+            if _current_task is None:
+                _current_task = _run.current_task
+            if _reschedule is None:
+                _reschedule = _run.reschedule
         self._current_task = _current_task
         self._reschedule = _reschedule
         self._wakeup = WakeupSocketpair()
@@ -145,6 +152,7 @@ class EpollIOManager:
         if self._poller.dispatch(events):
             self._wakeup.drain()
 
+    @enable_ki_protection
     async def wait_readable(self, fd: int | _HasFileno) -> None:
         """Block until *fd* (an int or an object with ``fileno()``) is readable.
 
@@ -162,6 +170,7 @@ class EpollIOManager:
 
         await wait_task_rescheduled(abort)
 
+    @enable_ki_protection
     async def wait_writable(self, fd: int | _HasFileno) -> None:
         """Block until *fd* (an int or an object with ``fileno()``) is writable.
 
@@ -179,6 +188,7 @@ class EpollIOManager:
 
         await wait_task_rescheduled(abort)
 
+    @enable_ki_protection
     def notify_closing(self, fd: int | _HasFileno) -> None:
         """Say that *fd* is about to be closed: tasks waiting on it are woken with
         ClosedResourceError, and it leaves the epoll set. Fine with no waiters, and

@@ -251,6 +251,35 @@ class KernelBase:
         while batch:
             self._step(batch.pop())
 
+    def run_busy(
+        self,
+        rng_random: Callable[[], float],
+        clock_now: Callable[[], float],
+        deadlines: Any,
+        until: float,
+        max_batches: int,
+    ) -> int:
+        """Run further batches back to back while tasks stay runnable, skipping the
+        run loop's I/O poll in between; return how many ran.
+
+        Stops when the run queue empties, after *max_batches*, once ``clock_now()``
+        reaches *until*, or as soon as a deadline in *deadlines* is due -- so the run
+        loop still fires deadlines on time and polls I/O at least every *until* (the
+        caller keeps that interval short).
+        """
+        ran = 0
+        while self.runq and ran < max_batches:
+            batch = self.runq
+            self.runq = []
+            if rng_random() < 0.5:
+                batch.reverse()
+            self.run_batch(batch)
+            ran += 1
+            now = clock_now()
+            if now >= until or deadlines.peek_deadline() <= now:
+                break
+        return ran
+
     def _step(self, task: Any) -> None:
         mode = task._send_mode
         value = task._next_send
@@ -271,25 +300,26 @@ class KernelBase:
         if self._instr_before_step:
             self._call_instrument("before_task_step", task)
         coro = task.coro
+        final: Any = None
         try:
             if mode == THROW:
                 msg = task.context.run(coro.throw, value)
             else:
                 msg = task.context.run(coro.send, value)
         except StopIteration as stop:
-            del value
-            self.task_exited(task, outcome.Value(stop.value))
+            final = outcome.Value(stop.value)
         except BaseException as exc:
-            del value
             # Drop our own frame (context.run adds none) from the traceback.
             tb = exc.__traceback__
-            if tb is not None:
-                exc = exc.with_traceback(tb.tb_next)
-            del tb
-            self.task_exited(task, outcome.Error(exc))
-            del exc
+            final = outcome.Error(exc.with_traceback(tb.tb_next if tb is not None else None))
+            del tb, exc
+        del value
+        if final is not None:
+            # Outside the except block: nothing the exit path raises may pick up the
+            # task's exception as its __context__.
+            self.task_exited(task, final)
+            del final
         else:
-            del value
             self._dispatch(task, msg)
             del msg
         if self._instr_after_step:

@@ -71,7 +71,7 @@ def _code_of(fn: Any) -> types.CodeType:
     if getattr(fn, "_async_gen_function", None) == id(fn):
         fn = fn.__wrapped__
     try:
-        return fn.__code__  # type: ignore[no-any-return]
+        return fn.__code__
     except AttributeError:
         raise TypeError(
             f"{fn!r} has no __code__; KI protection can only be set on plain Python "

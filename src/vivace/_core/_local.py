@@ -17,7 +17,7 @@ class _NoValue:
 
 def _locals() -> dict[Any, Any]:
     try:
-        return GLOBAL_RUN_CONTEXT.runner._locals  # type: ignore[no-any-return]
+        return GLOBAL_RUN_CONTEXT.runner._locals
     except AttributeError:
         raise RuntimeError("Cannot be used outside of a run context") from None
 
@@ -49,12 +49,12 @@ class RunVar(Generic[T]):
         """Return the value for the current run, else *default*, else the variable's
         default; LookupError if there is none."""
         try:
-            return _locals()[self]  # type: ignore[no-any-return]
+            return _locals()[self]
         except KeyError:
             if default is not _NoValue:
-                return default  # type: ignore[no-any-return]
+                return default
             if self._default is not _NoValue:
-                return self._default  # type: ignore[no-any-return]
+                return self._default
             raise LookupError(self) from None
 
     def set(self, value: T) -> RunVarToken[T]:
@@ -63,9 +63,9 @@ class RunVar(Generic[T]):
         try:
             old = self.get()
         except LookupError:
-            token: RunVarToken[T] = RunVarToken._create(self)
+            token: RunVarToken[T] = RunVarToken._create(self)  # type: ignore[assignment]
         else:
-            token = RunVarToken._create(self, old)
+            token = RunVarToken._create(self, old)  # type: ignore[assignment]
         values[self] = value
         return token
 

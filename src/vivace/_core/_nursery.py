@@ -269,7 +269,7 @@ class Nursery(metaclass=NoPublicConstructor):
             def aborted(raise_cancel: Callable[[], Any]) -> Abort:
                 # Cancellation reaches the children through our scope; we keep waiting.
                 # A KeyboardInterrupt, though, must not be lost.
-                exn = outcome.capture(raise_cancel).error  # type: ignore[union-attr]
+                exn = outcome.capture(raise_cancel).error
                 if not isinstance(exn, Cancelled):
                     self._add_exc(
                         exn,
@@ -290,7 +290,8 @@ class Nursery(metaclass=NoPublicConstructor):
 
         popped = self._parent_task._child_nurseries.pop()
         if popped is not self:
-            raise TrioInternalError("Nursery misnesting detected!")
+            # trio reports this as an AssertionError; keep the type users see.
+            raise AssertionError("Nursery misnesting detected!")
         if self._pending_excs:
             try:
                 if not self._strict_exception_groups and len(self._pending_excs) == 1:

@@ -12,6 +12,7 @@ breaker, or explicitly): parked and future parkers get BrokenResourceError.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from typing import TYPE_CHECKING, Any
@@ -60,27 +61,11 @@ def break_lots_of(task: Any) -> None:
 
 
 @final
+@dataclasses.dataclass(frozen=True, slots=True)
 class ParkingLotStatistics:
     """``tasks_waiting``: how many tasks are parked in the lot."""
 
-    __slots__ = ("tasks_waiting",)
-
-    def __init__(self, *, tasks_waiting: int) -> None:
-        object.__setattr__(self, "tasks_waiting", tasks_waiting)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("ParkingLotStatistics is frozen")
-
-    def __repr__(self) -> str:
-        return f"ParkingLotStatistics(tasks_waiting={self.tasks_waiting})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not ParkingLotStatistics:
-            return NotImplemented
-        return self.tasks_waiting == other.tasks_waiting
-
-    def __hash__(self) -> int:
-        return hash(self.tasks_waiting)
+    tasks_waiting: int
 
 
 @final

@@ -15,13 +15,14 @@ run_sync_soon task is cancelled (after draining its queue).
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import itertools
 from math import inf
 from typing import TYPE_CHECKING, Any
 
 import outcome
-from sortedcontainers import SortedDict
+from sortedcontainers import SortedDict  # type: ignore[import-untyped]
 
 from .._util import final
 from ._asyncgens import AsyncGenerators
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 
 @final
+@dataclasses.dataclass(frozen=True, slots=True)
 class RunStatistics:
     """Run-loop statistics (from ``lowlevel.current_statistics()``):
 
@@ -50,42 +52,11 @@ class RunStatistics:
     its ``backend`` attribute names it).
     """
 
-    __slots__ = (
-        "io_statistics",
-        "run_sync_soon_queue_size",
-        "seconds_to_next_deadline",
-        "tasks_living",
-        "tasks_runnable",
-    )
-
-    def __init__(
-        self,
-        *,
-        tasks_living: int,
-        tasks_runnable: int,
-        seconds_to_next_deadline: float,
-        io_statistics: object,
-        run_sync_soon_queue_size: int,
-    ) -> None:
-        object.__setattr__(self, "tasks_living", tasks_living)
-        object.__setattr__(self, "tasks_runnable", tasks_runnable)
-        object.__setattr__(self, "seconds_to_next_deadline", seconds_to_next_deadline)
-        object.__setattr__(self, "io_statistics", io_statistics)
-        object.__setattr__(self, "run_sync_soon_queue_size", run_sync_soon_queue_size)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"RunStatistics is frozen; cannot set {name!r}")
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in sorted(self.__slots__))
-        return f"RunStatistics({fields})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not RunStatistics:
-            return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]
+    tasks_living: int
+    tasks_runnable: int
+    seconds_to_next_deadline: float
+    io_statistics: object
+    run_sync_soon_queue_size: int
 
 
 class Runner(KernelBase):
@@ -106,7 +77,7 @@ class Runner(KernelBase):
         self.strict_exception_groups = strict_exception_groups
         self._locals: dict[Any, object] = {}
         self.tasks: set[Task] = set()
-        self.deadlines = DeadlineHeap()
+        self.deadlines: DeadlineHeap[Any] = DeadlineHeap()
         self.init_task: Task | None = None
         self.system_nursery: Any = None
         self.system_context = contextvars.copy_context()

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @final
-class Task(TaskBase, metaclass=NoPublicConstructor):  # type: ignore[misc]
+class Task(TaskBase, metaclass=NoPublicConstructor):
     """A running task. Get one from ``current_task()``, ``Nursery.child_tasks`` or the
     instrument hooks; there is no public constructor."""
 

@@ -61,11 +61,14 @@ def _load_os_namer() -> Callable[[str], None] | None:
         import ctypes
         import ctypes.util
 
-        path = ctypes.util.find_library("pthread") or "libc.so"
-        if sys.platform == "darwin":
-            path = ctypes.util.find_library("c") or path
-        lib = ctypes.CDLL(path)
-        setname = lib.pthread_setname_np
+        try:
+            # The symbols already loaded into the process: libc (which holds pthreads on
+            # glibc >= 2.34, musl and macOS) or the libpthread Python links against.
+            setname = ctypes.CDLL(None).pthread_setname_np
+        except AttributeError:
+            # find_library may run ldconfig, so it is only the fallback.
+            path = ctypes.util.find_library("pthread") or "libc.so"
+            setname = ctypes.CDLL(path).pthread_setname_np
     except Exception:
         # No pthreads (Windows), a libc without pthread_setname_np, or a sandbox that
         # forbids loading it: threads keep their Python-level names only.

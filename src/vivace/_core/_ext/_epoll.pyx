@@ -11,7 +11,7 @@ read its notes first. What this module adds:
 * The event buffer is a C array owned by the poller. ``wait()`` fills it with the GIL
   released and returns the event count; ``dispatch(n)`` walks it. So a batch is not a
   list of tuples, and ``dispatch`` accepts exactly the count of the last ``wait()``,
-  once (the reference accepts its list).
+  once, or any falsy value for "no events" (the reference accepts its list).
 * ``wait()`` may run in a worker thread (guest mode) while the run's thread leaves the
   poller alone. ``_busy`` counts calls that are using the buffer: ``close()`` from
   another thread (or from a reschedule callback) must not free it under their feet;
@@ -255,6 +255,8 @@ cdef class EpollPoller:
     cdef int _add(self, int fd, object owner, object task, uint32_t bit) except -1:
         if self._closed:
             raise RuntimeError(_CLOSED_MSG)
+        if fd < 0:
+            raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
         cdef _FdRecord rec = self._records.get(fd)
         cdef bint new = rec is None
         cdef uint32_t wanted
@@ -411,8 +413,8 @@ cdef class EpollPoller:
     def dispatch(self, events):
         """Wake the tasks whose fds are ready. Returns True if the wakeup fd fired (the
         caller drains it)."""
-        if self._closed:
-            return False
+        if self._closed or not events:
+            return False  # not events: also the run loop's "nothing yet" ([])
         cdef int n = events
         if n < 0 or n > self._nready:
             raise ValueError(

@@ -11,9 +11,13 @@ cdef class TaskBase:
     cdef public object _abort_func
     cdef public object _cancel_status
     cdef public object custom_sleep_data
-    cdef public Py_ssize_t _counter
-    cdef public Py_ssize_t _cancel_points
-    cdef public Py_ssize_t _schedule_points
+    cdef public object _counter
+    # _schedule_points / _cancel_points (properties): a C count, unless a Python
+    # caller stored something that is not a machine-size int, kept boxed in a 1-tuple.
+    cdef Py_ssize_t _sp_n
+    cdef Py_ssize_t _cp_n
+    cdef object _sp_box
+    cdef object _cp_box
     cdef public int _send_mode
     cdef public bint _ki_protected
 

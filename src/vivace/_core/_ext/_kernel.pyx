@@ -1,0 +1,711 @@
+# cython: language_level=3, auto_pickle=False
+"""The kernel, compiled twin of ``vivace._core._kernel_py`` (read that module's
+docstring for the contract: trap messages, send modes, batches, RESUME_NONE).
+
+Design notes
+------------
+* Same names, attributes, error messages and order of side effects as the
+  reference. Where the reference is a Python frame (``_step``), this is C: a task
+  step is ``PyContext_Enter``, ``PyIter_Send`` (or the coroutine's ``throw``),
+  ``PyContext_Exit`` and nothing else, so a finished coroutine costs no
+  StopIteration and a failed one's traceback starts at the coroutine's frame
+  (the reference trims its own frame to the same effect).
+* Errors from the coroutine are fetched in the same C function that made the
+  call, so no Cython traceback entry is ever added to a task's exception. Errors
+  from our own bookkeeping and from the Python-layer callbacks propagate normally
+  (the run loop turns them into TrioInternalError).
+* ``task_exited`` is called outside any exception handler (as trio does), so
+  exceptions raised while the Python layer processes the exit do not get the
+  task's exception as an implicit ``__context__``.
+* Callbacks into the Python layer (``task_exited``, ``force_guest_tick_asap``,
+  ``_call_instrument``, ``task._attempt_delivery_*``, ``task._cancel_status``) are
+  ordinary attribute lookups, so subclass overrides work; hot-path scheduling
+  (``reschedule`` from a trap) is a direct C call.
+* Trap awaitables are one small final type, ``_TrapAwaitable``: fresh -> yields
+  its message once -> the next send ends it. Its ``am_send`` slot (used by the
+  SEND opcode through ``PyIter_Send``) and its ``send``/``throw`` methods are C
+  functions installed at import, so resuming a checkpoint with RESUME_NONE
+  allocates nothing and raises nothing. Invariant: the message is released as
+  soon as it has been yielded, so a parked awaitable owns no references.
+* A SIGINT that arrives while this C loop runs must be deferred (the loop is
+  KI-protected); pending signal handlers are therefore run between task steps,
+  where the innermost Python frame is the protected run loop, not user code.
+"""
+
+cimport cython
+from cpython.object cimport PyObject
+
+import collections.abc
+import sys
+
+import outcome
+
+from vivace._core._exceptions import TrioInternalError
+
+cdef extern from "Python.h":
+    # Raw declarations: these are called where errors must be handled C-style.
+    ctypedef enum PySendResult:
+        PYGEN_RETURN
+        PYGEN_ERROR
+        PYGEN_NEXT
+    ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
+    ctypedef PyObject *(*PyCFunction)(PyObject *, PyObject *) noexcept
+    ctypedef struct PyTypeObject
+    PySendResult PyIter_Send(PyObject *, PyObject *, PyObject **) noexcept
+    PyObject *PyObject_CallMethodOneArg(PyObject *, PyObject *, PyObject *) noexcept
+    PyObject *PyObject_CallMethodNoArgs(PyObject *, PyObject *) noexcept
+    int PyContext_Enter(PyObject *) noexcept
+    int PyContext_Exit(PyObject *) noexcept
+    int PyErr_ExceptionMatches(PyObject *) noexcept
+    void PyErr_SetString(PyObject *, const char *) noexcept
+    void PyErr_Restore(PyObject *, PyObject *, PyObject *) noexcept
+    int PyErr_CheckSignals() noexcept
+    const Py_ssize_t PY_SSIZE_T_MAX
+    void _incref "Py_INCREF"(PyObject *) noexcept
+    void _decref "Py_DECREF"(PyObject *) noexcept
+    PyObject *PyExc_TypeError
+    PyObject *PyExc_RuntimeError
+    PyObject *PyExc_StopIteration
+
+cdef extern from *:
+    """
+    /* The raised exception (new reference), normalized, with __traceback__ set as an
+       `except` clause would see it; clears the error indicator. */
+    static PyObject *vv_fetch_exception(void) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        return PyErr_GetRaisedException();
+    #else
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (type == NULL) return NULL;
+        PyErr_NormalizeException(&type, &value, &tb);
+        PyException_SetTraceback(value, tb != NULL ? tb : Py_None);
+        Py_DECREF(type);
+        Py_XDECREF(tb);
+        return value;
+    #endif
+    }
+
+    /* Raise StopIteration carrying `value`, wrapped where StopIteration(value) would
+       misread it (tuples, exceptions) -- what a returning generator does. */
+    static void vv_set_stop_iteration(PyObject *value) {
+        PyObject *e;
+        if (value == Py_None) { PyErr_SetNone(PyExc_StopIteration); return; }
+        if (!PyTuple_Check(value) && !PyExceptionInstance_Check(value)) {
+            PyErr_SetObject(PyExc_StopIteration, value);
+            return;
+        }
+        e = PyObject_CallOneArg(PyExc_StopIteration, value);
+        if (e == NULL) return;
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+    }
+
+    /* Validate and normalize generator-style throw(typ[, val[, tb]]) arguments into
+       owned references, with the messages a coroutine's throw() uses. -1: bad call
+       (argument count, warning as error); -2: bad exception. */
+    static int vv_throw_args(PyObject *args, PyObject **pt, PyObject **pv, PyObject **ptb) {
+        Py_ssize_t n = PyTuple_GET_SIZE(args);
+        PyObject *typ, *val = NULL, *tb = NULL;
+        if (n < 1 || n > 3) {
+            PyErr_Format(PyExc_TypeError, n < 1 ? "throw expected at least 1 argument, got %zd"
+                         : "throw expected at most 3 arguments, got %zd", n);
+            return -1;
+        }
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (n > 1 && PyErr_WarnEx(PyExc_DeprecationWarning,
+                "the (type, exc, tb) signature of throw() is deprecated, "
+                "use the single-arg signature instead.", 1) < 0) return -1;
+    #endif
+        typ = PyTuple_GET_ITEM(args, 0);
+        if (n > 1) val = PyTuple_GET_ITEM(args, 1);
+        if (n > 2) tb = PyTuple_GET_ITEM(args, 2);
+        if (tb == Py_None) tb = NULL;
+        else if (tb != NULL && !PyTraceBack_Check(tb)) {
+            PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
+            return -2;
+        }
+        Py_INCREF(typ); Py_XINCREF(val); Py_XINCREF(tb);
+        if (PyExceptionClass_Check(typ)) {
+            PyErr_NormalizeException(&typ, &val, &tb);
+        } else if (PyExceptionInstance_Check(typ)) {
+            if (val != NULL && val != Py_None) {
+                PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+                goto failed;
+            }
+            Py_XDECREF(val);
+            val = typ;
+            typ = (PyObject *)Py_TYPE(val);
+            Py_INCREF(typ);
+            if (tb == NULL) tb = PyException_GetTraceback(val);
+        } else {
+            PyErr_Format(PyExc_TypeError,
+                "exceptions must be classes or instances deriving from BaseException, not %s",
+                Py_TYPE(typ)->tp_name);
+            goto failed;
+        }
+        *pt = typ; *pv = val; *ptb = tb;
+        return 0;
+    failed:
+        Py_DECREF(typ); Py_XDECREF(val); Py_XDECREF(tb);
+        return -2;
+    }
+
+    /* Give a (Cython-made, already ready) type the generator-style send protocol in C:
+       the am_send slot plus `send` and `throw` methods. Runs once, before any instance. */
+    static PyMethodDef vv_trap_methods[3];
+    static int vv_install_send_protocol(PyObject *type, sendfunc am_send,
+                                        PyCFunction send_meth, PyCFunction throw_meth) {
+        PyTypeObject *tp = (PyTypeObject *)type;
+        int i;
+        if (tp->tp_as_async == NULL || tp->tp_as_async->am_await == NULL) {
+            PyErr_SetString(PyExc_SystemError, "trap awaitable type has no __await__ slot");
+            return -1;
+        }
+        tp->tp_as_async->am_send = am_send;
+    #ifdef Py_TPFLAGS_HAVE_AM_SEND
+        tp->tp_flags |= Py_TPFLAGS_HAVE_AM_SEND;
+    #endif
+        vv_trap_methods[0].ml_name = "send";
+        vv_trap_methods[0].ml_meth = send_meth;
+        vv_trap_methods[0].ml_flags = METH_O;
+        vv_trap_methods[0].ml_doc = "send(value) -> the next trap message; raises StopIteration when done.";
+        vv_trap_methods[1].ml_name = "throw";
+        vv_trap_methods[1].ml_meth = throw_meth;
+        vv_trap_methods[1].ml_flags = METH_VARARGS;
+        vv_trap_methods[1].ml_doc = "throw(exc) -> raise exc out of the await.";
+        for (i = 0; i < 2; i++) {
+            PyObject *descr = PyDescr_NewMethod(tp, &vv_trap_methods[i]);
+            if (descr == NULL) return -1;
+            if (PyDict_SetItemString(tp->tp_dict, vv_trap_methods[i].ml_name, descr) < 0) {
+                Py_DECREF(descr);
+                return -1;
+            }
+            Py_DECREF(descr);
+        }
+        PyType_Modified(tp);
+        return 0;
+    }
+    """
+    PyObject *vv_fetch_exception() noexcept
+    void vv_set_stop_iteration(PyObject *) noexcept
+    int vv_throw_args(PyObject *, PyObject **, PyObject **, PyObject **) noexcept
+    int vv_install_send_protocol(object, sendfunc, PyCFunction, PyCFunction) except -1
+
+
+cdef enum:
+    _IDLE = 0
+    _SEND = 1
+    _THROW = 2
+    _CHECKPOINT_RESUME = 3
+
+IDLE = _IDLE
+SEND = _SEND
+THROW = _THROW
+CHECKPOINT_RESUME = _CHECKPOINT_RESUME
+
+cdef object _Value = outcome.Value
+cdef object _Error = outcome.Error
+# Interned names for the raw C-API method calls below.
+cdef object _s_throw = "throw"
+cdef object _s_unwrap = "unwrap"
+cdef object _s_value = "value"
+
+
+cdef inline object _steal(PyObject *p):
+    # `p` is a new reference we own: the cast INCREFs, so drop the original one.
+    cdef object o = <object>p
+    _decref(p)
+    return o
+
+
+# -- trap messages ----------------------------------------------------------------------
+
+@cython.final
+cdef class _ResumeNone:
+    """Behaves as ``outcome.Value(None)`` for the trap awaitables, but is shared."""
+
+    def unwrap(self):
+        return None
+
+    def send(self, gen):
+        return gen.send(None)
+
+    def __repr__(self):
+        return "Value(None)"
+
+
+@cython.final
+cdef class _CancelShieldedCheckpointType:
+    def __repr__(self):
+        return "CancelShieldedCheckpoint"
+
+
+@cython.final
+cdef class _CheckpointType:
+    def __repr__(self):
+        return "Checkpoint"
+
+
+cdef _ResumeNone _RESUME_NONE = _ResumeNone()
+cdef _CancelShieldedCheckpointType _CSC_MSG = _CancelShieldedCheckpointType()
+cdef _CheckpointType _CHECKPOINT_MSG = _CheckpointType()
+RESUME_NONE = _RESUME_NONE
+CANCEL_SHIELDED_CHECKPOINT = _CSC_MSG
+CHECKPOINT = _CHECKPOINT_MSG
+
+
+cdef class WaitTaskRescheduled:
+    cdef public object abort_func
+
+    def __init__(self, abort_func):
+        self.abort_func = abort_func
+
+    def __repr__(self):
+        return f"WaitTaskRescheduled(abort_func={self.abort_func!r})"
+
+
+cdef class PermanentlyDetachCoroutineObject:
+    cdef public object final_outcome
+
+    def __init__(self, final_outcome):
+        self.final_outcome = final_outcome
+
+    def __repr__(self):
+        return f"PermanentlyDetachCoroutineObject(final_outcome={self.final_outcome!r})"
+
+
+# -- trap awaitables ----------------------------------------------------------------------
+
+cdef enum:
+    # _TrapAwaitable.state
+    _FRESH = 0
+    _SUSPENDED = 1
+    _DONE = 2
+    # _TrapAwaitable.kind, which also fixes what the resuming send returns
+    _K_CHECKPOINT = 0            # value.unwrap(), result dropped
+    _K_CANCEL_SHIELDED = 1       # value.unwrap(), result dropped
+    _K_WAIT_RESCHEDULED = 2      # value.unwrap()
+    _K_ASYNC_YIELD = 3           # value itself
+    _K_DETACH = 4                # value itself
+
+_TRAP_NAMES = ("checkpoint", "cancel_shielded_checkpoint", "wait_task_rescheduled",
+               "async_yield", "permanently_detach_coroutine_object")
+
+
+@cython.final
+@cython.freelist(32)
+cdef class _TrapAwaitable:
+    """``await`` target of the trap functions: yields its trap message once, then
+    returns what the kernel sends back (see the kind table above). ``send`` and
+    ``throw`` are installed in C at import (see vv_install_send_protocol)."""
+
+    cdef object msg     # the trap message; None once yielded
+    cdef int state
+    cdef int kind
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        cdef PyObject *res = NULL
+        cdef PySendResult r = _trap_am_send(<PyObject *>self, <PyObject *>None, &res)
+        if r == PYGEN_NEXT:
+            return _steal(res)
+        if r == PYGEN_RETURN:
+            value = _steal(res)
+            if value is None:
+                raise StopIteration  # in __next__ Cython returns NULL with no exception: free
+            raise StopIteration(value)
+        _propagate()
+
+    def close(self):
+        self.state = _DONE
+        self.msg = None
+
+    @property
+    def __name__(self):
+        return _TRAP_NAMES[self.kind]
+
+    @property
+    def __qualname__(self):
+        return _TRAP_NAMES[self.kind]
+
+    def __repr__(self):
+        return f"<{_TRAP_NAMES[self.kind]} awaitable at {id(self):#x}>"
+
+
+
+cdef int _propagate() except -1:
+    # The error indicator is already set (by a C-style helper): report failure.
+    return -1
+
+
+cdef PySendResult _trap_am_send(PyObject *op, PyObject *arg, PyObject **presult) noexcept:
+    # The am_send slot. Called by CPython with borrowed references; reports errors
+    # C-style (indicator set + PYGEN_ERROR) so no Cython traceback entry is added.
+    cdef _TrapAwaitable aw = <_TrapAwaitable>op
+    cdef PyObject *res
+    if aw.state == _SUSPENDED:
+        aw.state = _DONE
+        if aw.kind >= _K_ASYNC_YIELD:
+            _incref(arg)  # the caller gets a new reference to the sent value
+            presult[0] = arg
+            return PYGEN_RETURN
+        if arg == <PyObject *>_RESUME_NONE:
+            res = <PyObject *>None  # the common resume: no method call
+            _incref(res)
+        else:
+            res = PyObject_CallMethodNoArgs(arg, <PyObject *>_s_unwrap)
+            if res == NULL:
+                return PYGEN_ERROR
+        if aw.kind != _K_WAIT_RESCHEDULED:
+            _decref(res)  # checkpoints discard the unwrapped value, like the reference
+            res = <PyObject *>None
+            _incref(res)
+        presult[0] = res
+        return PYGEN_RETURN
+    if aw.state == _FRESH:
+        if arg != <PyObject *>None:
+            PyErr_SetString(PyExc_TypeError,
+                            b"can't send non-None value to a just-started coroutine")
+            return PYGEN_ERROR
+        aw.state = _SUSPENDED
+        res = <PyObject *>aw.msg
+        _incref(res)  # new reference for the caller; ours is dropped just below
+        presult[0] = res
+        aw.msg = None
+        return PYGEN_NEXT
+    PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
+    return PYGEN_ERROR
+
+
+cdef PyObject *_trap_send_meth(PyObject *op, PyObject *arg) noexcept:
+    # `send(value)`: the method form of am_send (the SEND opcode uses it on 3.12+).
+    cdef PyObject *res = NULL
+    cdef PySendResult r = _trap_am_send(op, arg, &res)
+    if r == PYGEN_NEXT:
+        return res
+    if r == PYGEN_RETURN:
+        vv_set_stop_iteration(res)
+        _decref(res)
+    return NULL
+
+
+cdef PyObject *_trap_throw_meth(PyObject *op, PyObject *args) noexcept:
+    # `throw(exc)`: the exception comes out of the await, with no frame of ours on
+    # its traceback. A finished awaitable says so instead, like a coroutine.
+    cdef _TrapAwaitable aw = <_TrapAwaitable>op
+    cdef PyObject *typ = NULL
+    cdef PyObject *val = NULL
+    cdef PyObject *tb = NULL
+    cdef int rc = vv_throw_args(args, &typ, &val, &tb)
+    if rc < 0:
+        if rc == -2 and aw.state == _SUSPENDED:
+            # A coroutine raises a bad exception at its await point: it is over.
+            aw.state = _DONE
+        return NULL
+    if aw.state == _DONE:
+        _decref(typ)
+        if val != NULL:
+            _decref(val)
+        if tb != NULL:
+            _decref(tb)
+        PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
+        return NULL
+    aw.state = _DONE
+    aw.msg = None  # may run arbitrary code: do it before the error indicator is set
+    PyErr_Restore(typ, val, tb)  # steals all three
+    return NULL
+
+
+vv_install_send_protocol(_TrapAwaitable, _trap_am_send,
+                         <PyCFunction>_trap_send_meth, <PyCFunction>_trap_throw_meth)
+# trio's start_soon insists on a Coroutine; `checkpoint` is passed to it directly.
+collections.abc.Coroutine.register(_TrapAwaitable)
+
+
+cdef inline _TrapAwaitable _new_trap(object msg, int kind):
+    # tp_new zeroes the struct (state == _FRESH) and reuses the freelist.
+    cdef _TrapAwaitable aw = _TrapAwaitable.__new__(_TrapAwaitable)
+    aw.msg = msg
+    aw.kind = kind
+    return aw
+
+
+def async_yield(msg):
+    """Yield *msg* to the kernel; return whatever the kernel sends back (not unwrapped)."""
+    return _new_trap(msg, _K_ASYNC_YIELD)
+
+
+def cancel_shielded_checkpoint():
+    """A schedule point that is not a cancel point."""
+    return _new_trap(_CSC_MSG, _K_CANCEL_SHIELDED)
+
+
+def checkpoint():
+    """A schedule point, then a cancel point: raises Cancelled if the task's scope is
+    cancelled."""
+    return _new_trap(_CHECKPOINT_MSG, _K_CHECKPOINT)
+
+
+def wait_task_rescheduled(abort_func):
+    """Park the task until ``reschedule`` is called on it; see lowlevel docs."""
+    return _new_trap(WaitTaskRescheduled(abort_func), _K_WAIT_RESCHEDULED)
+
+
+def permanently_detach_coroutine_object(final_outcome):
+    return _new_trap(PermanentlyDetachCoroutineObject(final_outcome), _K_DETACH)
+
+
+# -- tasks and the kernel ---------------------------------------------------------------
+
+cdef class TaskBase:
+    """The hot half of ``lowlevel.Task``; the Python layer subclasses it."""
+
+    def __init__(self, coro, context, runner, counter, ki_protected):
+        self.coro = coro
+        self.context = context
+        self._runner = runner
+        self._counter = counter
+        self._ki_protected = ki_protected
+        self._send_mode = _IDLE
+        self._next_send = None
+        self._abort_func = None
+        self._cancel_status = None
+        self.custom_sleep_data = None
+        self._cancel_points = 0
+        self._schedule_points = 0
+
+    # The counters are read and written from Python like the reference's plain
+    # attributes (trio's tests store a str to make the kernel fail): any value is kept,
+    # but an ordinary count lives unboxed, so counting never allocates.
+    @property
+    def _schedule_points(self):
+        return self._sp_n if self._sp_box is None else self._sp_box[0]
+
+    @_schedule_points.setter
+    def _schedule_points(self, value):
+        if _is_ssize(value):
+            self._sp_n = value
+            self._sp_box = None
+        else:
+            self._sp_box = (value,)
+
+    @property
+    def _cancel_points(self):
+        return self._cp_n if self._cp_box is None else self._cp_box[0]
+
+    @_cancel_points.setter
+    def _cancel_points(self, value):
+        if _is_ssize(value):
+            self._cp_n = value
+            self._cp_box = None
+        else:
+            self._cp_box = (value,)
+
+
+cdef object _SSIZE_MAX = sys.maxsize
+cdef object _SSIZE_MIN = -sys.maxsize - 1
+
+
+cdef bint _is_ssize(object value) except -1:
+    return type(value) is int and _SSIZE_MIN <= value <= _SSIZE_MAX
+
+
+cdef inline int _count_schedule_point(TaskBase task) except -1:
+    if task._sp_box is None and task._sp_n != PY_SSIZE_T_MAX:
+        task._sp_n += 1
+    else:  # whatever was stored: `+ 1` fails or grows exactly as in the reference
+        task._sp_box = (task._schedule_points + 1,)
+    return 0
+
+
+cdef inline int _count_cancel_point(TaskBase task) except -1:
+    if task._cp_box is None and task._cp_n != PY_SSIZE_T_MAX:
+        task._cp_n += 1
+    else:
+        task._cp_box = (task._cancel_points + 1,)
+    return 0
+
+
+cdef PySendResult _resume(object coro, object ctx, object value, bint throw,
+                          PyObject **presult) noexcept:
+    # One step of a coroutine inside its context. NEXT/RETURN: *presult is the
+    # yielded/returned value; ERROR: *presult is the exception (traceback from the
+    # coroutine's frame), already fetched. Always a new reference.
+    cdef PyObject *res = NULL
+    cdef PySendResult r
+    if PyContext_Enter(<PyObject *>ctx) < 0:
+        presult[0] = vv_fetch_exception()
+        return PYGEN_ERROR
+    if throw:
+        # Through the coroutine's own throw(), so the exception lands at its await.
+        res = PyObject_CallMethodOneArg(<PyObject *>coro, <PyObject *>_s_throw,
+                                        <PyObject *>value)
+        if res != NULL:
+            r = PYGEN_NEXT
+        else:
+            r = PYGEN_RETURN if PyErr_ExceptionMatches(PyExc_StopIteration) else PYGEN_ERROR
+            res = vv_fetch_exception()
+    else:
+        r = PyIter_Send(<PyObject *>coro, <PyObject *>value, &res)
+        if r == PYGEN_ERROR:
+            res = vv_fetch_exception()
+    if PyContext_Exit(<PyObject *>ctx) < 0:
+        # Only if the coroutine left a different context entered; context.run
+        # reports that error instead of the step's result, and so do we.
+        _decref(res)
+        presult[0] = vv_fetch_exception()
+        return PYGEN_ERROR
+    presult[0] = res
+    return r
+
+
+cdef class KernelBase:
+    """The run queue and the task-step loop; ``Runner`` (Python) subclasses it."""
+
+    def __init__(self):
+        self.runq = []
+        self.current_task = None
+        self.main_task = None
+        self.ki_pending = False
+        self.is_guest = False
+        self._instr_before_step = False
+        self._instr_after_step = False
+        self._instr_scheduled = False
+
+    # -- hooks the Python layer provides -------------------------------------------
+    def task_exited(self, task, result):
+        raise NotImplementedError
+
+    def force_guest_tick_asap(self):
+        raise NotImplementedError
+
+    def _call_instrument(self, hook, *args):
+        raise NotImplementedError
+
+    # -- scheduling ------------------------------------------------------------------
+    def reschedule(self, task, next_send=RESUME_NONE):
+        self._reschedule(_as_task(task), next_send)
+
+    def _schedule_throw(self, task, exc):
+        cdef TaskBase t = _as_task(task)
+        self._reschedule(t, exc)
+        t._send_mode = _THROW
+
+    def _schedule_checkpoint(self, task):
+        cdef TaskBase t = _as_task(task)
+        self._reschedule(t, _RESUME_NONE)
+        t._send_mode = _CHECKPOINT_RESUME
+
+    cdef int _reschedule(self, TaskBase task, object next_send) except -1:
+        if task._send_mode != _IDLE:
+            raise TrioInternalError(
+                f"attempted to reschedule {task!r}, which is already scheduled"
+            )
+        task._send_mode = _SEND
+        task._next_send = next_send
+        task._abort_func = None
+        task.custom_sleep_data = None
+        if self.is_guest and not self.runq:
+            self.force_guest_tick_asap()
+        self.runq.append(task)
+        if self._instr_scheduled:
+            self._call_instrument("task_scheduled", task)
+        return 0
+
+    # -- stepping --------------------------------------------------------------------
+    def run_batch(self, list batch not None):
+        """Step every task in *batch*, from the end of the list to the front."""
+        while batch:
+            # Run signal handlers here, where the innermost Python frame is the
+            # (KI-protected) run loop, rather than at the first bytecode of a task.
+            if PyErr_CheckSignals() < 0:
+                _propagate()
+            self._step_c(_as_task(batch.pop()))
+
+    def _step(self, task):
+        self._step_c(_as_task(task))
+
+    def _dispatch(self, task, msg):
+        self._dispatch_c(_as_task(task), msg)
+
+    cdef int _step_c(self, TaskBase task) except -1:
+        cdef int mode = task._send_mode
+        cdef object value = task._next_send
+        cdef object status, coro, ctx, result
+        cdef PyObject *res = NULL
+        cdef PySendResult r
+        task._send_mode = _IDLE
+        task._next_send = None
+        if mode == _CHECKPOINT_RESUME:
+            _count_cancel_point(task)
+            if self.ki_pending and task is self.main_task:
+                self.ki_pending = False
+                mode = _THROW
+                value = KeyboardInterrupt()
+            else:
+                status = task._cancel_status
+                if status.effectively_cancelled:
+                    mode = _THROW
+                    value = status._make_cancelled()
+                else:
+                    mode = _SEND
+        self.current_task = task
+        if self._instr_before_step:
+            self._call_instrument("before_task_step", task)
+        coro = task.coro
+        ctx = task.context
+        r = _resume(coro, ctx, value, mode == _THROW, &res)
+        result = _steal(res)
+        # Drop what we sent (say, a Cancelled) before the Python layer runs again.
+        value = None
+        coro = ctx = None
+        if r == PYGEN_NEXT:
+            self._dispatch_c(task, result)
+        elif r == PYGEN_RETURN:
+            if mode == _THROW:  # throw() ended the coroutine: `result` is StopIteration
+                result = getattr(result, _s_value)
+            self.task_exited(task, _Value(result))
+        else:
+            self.task_exited(task, _Error(result))
+        result = None
+        if self._instr_after_step:
+            self._call_instrument("after_task_step", task)
+        self.current_task = None
+        return 0
+
+    cdef int _dispatch_c(self, TaskBase task, object msg) except -1:
+        _count_schedule_point(task)
+        if msg is _CHECKPOINT_MSG:
+            self._reschedule(task, _RESUME_NONE)
+            task._send_mode = _CHECKPOINT_RESUME
+        elif msg is _CSC_MSG:
+            self._reschedule(task, _RESUME_NONE)
+        elif type(msg) is WaitTaskRescheduled:
+            _count_cancel_point(task)
+            task._abort_func = (<WaitTaskRescheduled>msg).abort_func
+            if self.ki_pending and task is self.main_task:
+                task._attempt_delivery_of_pending_ki()
+            task._attempt_delivery_of_any_pending_cancel()
+        elif type(msg) is PermanentlyDetachCoroutineObject:
+            self.task_exited(task, (<PermanentlyDetachCoroutineObject>msg).final_outcome)
+        else:
+            exc = TypeError(
+                f"vivace received unrecognized yield message {msg!r}. Are you trying "
+                "to use a library written for some other framework like asyncio? "
+                "That won't work without some kind of compatibility shim."
+            )
+            self._reschedule(task, exc)
+            task._send_mode = _THROW
+        return 0
+
+
+cdef TaskBase _as_task(object task):
+    # Tasks are TaskBase instances; for anything else fail the way the reference's
+    # attribute access would, so the error reads the same.
+    if isinstance(task, TaskBase):
+        return <TaskBase>task
+    task._send_mode
+    raise TypeError(f"expected a vivace task, not {type(task).__name__}")

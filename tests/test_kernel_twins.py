@@ -1,0 +1,820 @@
+"""The kernel twins: ``vivace._core._kernel_py`` (reference) and ``vivace._core._ext._kernel``
+(compiled) must behave identically. Every test runs against each twin directly (not through
+the engine switch) with the same literal expectations; the differential tests also compare
+the twins' event traces with each other.
+
+The compiled twin is required when ``VIVACE_REQUIRE_EXTENSIONS=1``; otherwise, if it was not
+built, only the reference is tested.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections.abc
+import contextvars
+import gc
+import os
+import sys
+import types
+import weakref
+from typing import Any
+
+import outcome
+import pytest
+
+from vivace._core import _kernel_py
+from vivace._core._exceptions import TrioInternalError
+
+try:
+    from vivace._core._ext import _kernel as _kernel_c
+except ImportError as exc:  # not built
+    _kernel_c = None
+    _KERNEL_C_ERROR: ImportError | None = exc
+else:
+    _KERNEL_C_ERROR = None
+
+_REQUIRED = os.environ.get("VIVACE_REQUIRE_EXTENSIONS", "") not in ("", "0")
+TWINS = [pytest.param(_kernel_py, id="reference")]
+if _kernel_c is not None:
+    TWINS.append(pytest.param(_kernel_c, id="compiled"))
+
+EXPORTS = [
+    "CANCEL_SHIELDED_CHECKPOINT", "CHECKPOINT", "RESUME_NONE", "KernelBase", "TaskBase",
+    "WaitTaskRescheduled", "PermanentlyDetachCoroutineObject", "async_yield",
+    "cancel_shielded_checkpoint", "checkpoint", "permanently_detach_coroutine_object",
+    "wait_task_rescheduled", "IDLE", "SEND", "THROW", "CHECKPOINT_RESUME",
+]
+FOREIGN_MSG = (
+    "vivace received unrecognized yield message 'foreign'. Are you trying to use a "
+    "library written for some other framework like asyncio? That won't work without "
+    "some kind of compatibility shim."
+)
+
+
+@pytest.fixture(params=TWINS)
+def K(request: pytest.FixtureRequest) -> types.ModuleType:
+    return request.param  # type: ignore[no-any-return]
+
+
+def test_compiled_twin_is_present_when_required() -> None:
+    if _REQUIRED:
+        assert _kernel_c is not None, f"compiled kernel missing: {_KERNEL_C_ERROR!r}"
+
+
+# ------------------------------------------------------------------ module surface
+
+
+def test_twins_export_the_same_names(K: types.ModuleType) -> None:
+    for name in EXPORTS:
+        assert hasattr(K, name), name
+    assert (K.IDLE, K.SEND, K.THROW, K.CHECKPOINT_RESUME) == (0, 1, 2, 3)
+
+
+def test_trap_singletons_repr(K: types.ModuleType) -> None:
+    assert repr(K.CHECKPOINT) == "Checkpoint"
+    assert repr(K.CANCEL_SHIELDED_CHECKPOINT) == "CancelShieldedCheckpoint"
+    assert repr(K.RESUME_NONE) == "Value(None)"
+    assert type(K.CHECKPOINT).__name__ == "_CheckpointType"
+    assert type(K.CANCEL_SHIELDED_CHECKPOINT).__name__ == "_CancelShieldedCheckpointType"
+
+
+def test_resume_none_acts_as_value_none(K: types.ModuleType) -> None:
+    assert K.RESUME_NONE.unwrap() is None
+
+    def gen() -> Any:
+        got = yield 1
+        yield ("got", got)
+
+    g = gen()
+    next(g)
+    assert K.RESUME_NONE.send(g) == ("got", None)
+
+
+def test_trap_message_classes(K: types.ModuleType) -> None:
+    w = K.WaitTaskRescheduled(len)
+    assert w.abort_func is len
+    assert repr(w) == "WaitTaskRescheduled(abort_func=<built-in function len>)"
+    assert K.WaitTaskRescheduled(abort_func=len).abort_func is len
+    p = K.PermanentlyDetachCoroutineObject(outcome.Value(1))
+    assert repr(p) == "PermanentlyDetachCoroutineObject(final_outcome=Value(1))"
+    with pytest.raises(AttributeError):
+        w.other = 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda K: K.checkpoint(),
+        lambda K: K.cancel_shielded_checkpoint(),
+        lambda K: K.wait_task_rescheduled(len),
+        lambda K: K.async_yield("x"),
+        lambda K: K.permanently_detach_coroutine_object(outcome.Value(1)),
+    ],
+)
+def test_trap_awaitables_are_registered_coroutines(K: types.ModuleType, make: Any) -> None:
+    aw = make(K)
+    assert isinstance(aw, collections.abc.Coroutine)
+    assert isinstance(aw, collections.abc.Awaitable)
+    aw.close()
+
+
+# ------------------------------------------------------------------ awaitables by hand
+
+RN = object()  # placeholder for "this twin's RESUME_NONE"
+
+
+def drive(K: types.ModuleType, make: Any, ops: list[tuple[str, Any]]) -> list[tuple[Any, ...]]:
+    """Drive ``make(K).__await__()`` by hand; record what each operation did."""
+    it = make(K).__await__()
+    events: list[tuple[Any, ...]] = []
+    for op, arg in ops:
+        if arg is RN:
+            arg = K.RESUME_NONE
+        elif callable(arg) and op == "send":
+            arg = arg()  # a fresh (single-use) outcome
+        try:
+            if op == "send":
+                result = it.send(arg)
+            elif op == "next":
+                result = next(it)
+            elif op == "throw":
+                result = it.throw(*arg)
+            else:
+                result = it.close()
+            events.append(("ok", repr(result)))
+        except StopIteration as stop:
+            events.append(("return", repr(stop.value)))
+        except BaseException as exc:
+            events.append(("raise", type(exc).__name__, str(exc)))
+    it.close()
+    return events
+
+
+DRIVES = {
+    "checkpoint_resume_none": (
+        lambda K: K.checkpoint(),
+        [("send", None), ("send", RN), ("send", RN)],
+        [("ok", "Checkpoint"), ("return", "None"),
+         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+    ),
+    "checkpoint_discards_value": (
+        lambda K: K.checkpoint(),
+        [("send", None), ("send", lambda: outcome.Value(5))],
+        [("ok", "Checkpoint"), ("return", "None")],
+    ),
+    "checkpoint_raises_error": (
+        lambda K: K.checkpoint(),
+        [("send", None), ("send", lambda: outcome.Error(KeyError("k"))), ("send", RN)],
+        [("ok", "Checkpoint"), ("raise", "KeyError", "'k'"),
+         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+    ),
+    "first_send_must_be_none": (
+        lambda K: K.checkpoint(),
+        [("send", 1)],
+        [("raise", "TypeError", "can't send non-None value to a just-started coroutine")],
+    ),
+    "resume_with_non_outcome": (
+        lambda K: K.checkpoint(),
+        [("send", None), ("send", 7)],
+        [("ok", "Checkpoint"), ("raise", "AttributeError", "'int' object has no attribute 'unwrap'")],
+    ),
+    "next_twice": (
+        lambda K: K.checkpoint(),
+        [("next", None), ("next", None)],
+        [("ok", "Checkpoint"),
+         ("raise", "AttributeError", "'NoneType' object has no attribute 'unwrap'")],
+    ),
+    "cancel_shielded": (
+        lambda K: K.cancel_shielded_checkpoint(),
+        [("send", None), ("send", RN)],
+        [("ok", "CancelShieldedCheckpoint"), ("return", "None")],
+    ),
+    "wait_returns_unwrapped": (
+        lambda K: K.wait_task_rescheduled(len),
+        [("send", None), ("send", lambda: outcome.Value((1, 2)))],
+        [("ok", "WaitTaskRescheduled(abort_func=<built-in function len>)"), ("return", "(1, 2)")],
+    ),
+    "wait_resume_none": (
+        lambda K: K.wait_task_rescheduled(len),
+        [("send", None), ("send", RN)],
+        [("ok", "WaitTaskRescheduled(abort_func=<built-in function len>)"), ("return", "None")],
+    ),
+    "async_yield_returns_raw": (
+        lambda K: K.async_yield("m"),
+        [("send", None), ("send", lambda: outcome.Value(5))],
+        [("ok", "'m'"), ("return", "Value(5)")],
+    ),
+    "async_yield_resume_none_not_unwrapped": (
+        lambda K: K.async_yield("m"),
+        [("send", None), ("send", RN)],
+        [("ok", "'m'"), ("return", "Value(None)")],
+    ),
+    "async_yield_returns_tuple_and_exception_values": (
+        lambda K: K.async_yield("m"),
+        [("send", None), ("send", lambda: (ValueError(1),))],
+        [("ok", "'m'"), ("return", "(ValueError(1),)")],
+    ),
+    "detach_returns_raw": (
+        lambda K: K.permanently_detach_coroutine_object(outcome.Value(1)),
+        [("send", None), ("send", lambda: 9)],
+        [("ok", "PermanentlyDetachCoroutineObject(final_outcome=Value(1))"), ("return", "9")],
+    ),
+    "throw_before_start": (
+        lambda K: K.checkpoint(),
+        [("throw", (ValueError("a"),)), ("send", None)],
+        [("raise", "ValueError", "a"),
+         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+    ),
+    "throw_while_suspended_then_done": (
+        lambda K: K.checkpoint(),
+        [("send", None), ("throw", (ValueError("a"),)), ("throw", (ValueError("b"),))],
+        [("ok", "Checkpoint"), ("raise", "ValueError", "a"),
+         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+    ),
+    "throw_class_and_value": (
+        lambda K: K.checkpoint(),
+        [("send", None), ("throw", (ValueError, "x"))],
+        [("ok", "Checkpoint"), ("raise", "ValueError", "x")],
+    ),
+    "throw_bad_arguments": (
+        lambda K: K.checkpoint(),
+        [("send", None), ("throw", ()), ("throw", (5,)), ("throw", (ValueError("a"), "x")),
+         ("throw", (ValueError, None, 5)), ("send", RN)],
+        [("ok", "Checkpoint"),
+         ("raise", "TypeError", "throw expected at least 1 argument, got 0"),
+         ("raise", "TypeError",
+          "exceptions must be classes or instances deriving from BaseException, not int"),
+         ("raise", "TypeError", "instance exception may not have a separate value"),
+         ("raise", "TypeError", "throw() third argument must be a traceback object"),
+         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+    ),
+    "throw_bad_exception_before_start_leaves_it_fresh": (
+        lambda K: K.checkpoint(),
+        [("throw", (5,)), ("send", None), ("send", RN)],
+        [("raise", "TypeError",
+          "exceptions must be classes or instances deriving from BaseException, not int"),
+         ("ok", "Checkpoint"), ("return", "None")],
+    ),
+    "close_fresh": (
+        lambda K: K.checkpoint(),
+        [("close", None), ("send", None), ("close", None)],
+        [("ok", "None"), ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
+         ("ok", "None")],
+    ),
+    "close_suspended": (
+        lambda K: K.checkpoint(),
+        [("send", None), ("close", None), ("send", RN)],
+        [("ok", "Checkpoint"), ("ok", "None"),
+         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
+@pytest.mark.parametrize("case", sorted(DRIVES))
+def test_awaitable_driven_by_hand(K: types.ModuleType, case: str) -> None:
+    make, ops, expected = DRIVES[case]
+    assert drive(K, make, ops) == expected
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
+@pytest.mark.skipif(_kernel_c is None, reason="compiled kernel not built")
+@pytest.mark.parametrize("case", sorted(DRIVES))
+def test_awaitable_traces_match_between_twins(case: str) -> None:
+    make, ops, _ = DRIVES[case]
+    assert drive(_kernel_c, make, ops) == drive(_kernel_py, make, ops)
+
+
+def test_thrown_exception_keeps_identity(K: types.ModuleType) -> None:
+    it = K.checkpoint().__await__()
+    next(it)
+    exc = ValueError("same")
+    with pytest.raises(ValueError) as info:
+        it.throw(exc)
+    assert info.value is exc
+
+
+# ------------------------------------------------------------------ a tiny kernel
+
+
+class FakeCancelled(BaseException):
+    pass
+
+
+class Status:
+    """Stand-in for a CancelStatus: what the kernel reads at cancel points."""
+
+    def __init__(self) -> None:
+        self.effectively_cancelled = False
+        self.made = 0
+
+    def _make_cancelled(self) -> FakeCancelled:
+        self.made += 1
+        return FakeCancelled("cancelled")
+
+
+class Meta(abc.ABCMeta):
+    """Like vivace's NoPublicConstructor: an ABCMeta subclass as the task metaclass."""
+
+
+_CLASSES: dict[str, tuple[type, type]] = {}
+
+
+def classes(K: types.ModuleType) -> tuple[Any, Any]:
+    if K.__name__ in _CLASSES:
+        return _CLASSES[K.__name__]
+
+    class MiniTask(K.TaskBase, metaclass=Meta):  # type: ignore[misc,name-defined]
+        __slots__ = ("calls", "name")
+
+        def __repr__(self) -> str:
+            return f"<MiniTask {self.name}>"
+
+        def _attempt_delivery_of_any_pending_cancel(self) -> None:
+            self.calls.append("any_pending_cancel")
+            if self._abort_func is not None and self._cancel_status.effectively_cancelled:
+                status = self._cancel_status
+
+                def raise_cancel() -> Any:
+                    raise status._make_cancelled()
+
+                if self._abort_func(raise_cancel):
+                    self._abort_func = None
+                    self._runner.reschedule(self, outcome.capture(raise_cancel))
+
+        def _attempt_delivery_of_pending_ki(self) -> None:
+            self.calls.append("pending_ki")
+
+    class MiniKernel(K.KernelBase):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.exited: list[tuple[Any, Any]] = []
+            self.instr: list[tuple[str, tuple[Any, ...]]] = []
+            self.guest_ticks = 0
+            self.exc_info_at_exit: list[Any] = []
+            self.counter = 0
+
+        def task_exited(self, task: Any, result: Any) -> None:
+            self.exited.append((task.name, result))
+            self.exc_info_at_exit.append(sys.exc_info()[1])
+
+        def force_guest_tick_asap(self) -> None:
+            self.guest_ticks += 1
+
+        def _call_instrument(self, hook: str, *args: object) -> None:
+            self.instr.append((hook, args))
+
+        def spawn(self, name: str, coro: Any, context: Any = None) -> Any:
+            task = MiniTask(coro, context or contextvars.copy_context(), self, self.counter, False)
+            self.counter += 1
+            task.name = name
+            task.calls = []
+            task._cancel_status = Status()
+            self.reschedule(task, None)
+            return task
+
+        def run_all(self, limit: int = 100) -> int:
+            batches = 0
+            while self.runq and batches < limit:
+                batch = self.runq
+                self.runq = []
+                self.run_batch(batch)
+                batches += 1
+            return batches
+
+    _CLASSES[K.__name__] = (MiniTask, MiniKernel)
+    return MiniTask, MiniKernel
+
+
+def kernel(K: types.ModuleType) -> Any:
+    return classes(K)[1]()
+
+
+def test_task_base_fields_after_init(K: types.ModuleType) -> None:
+    MiniTask, _ = classes(K)
+    ctx = contextvars.copy_context()
+    t = MiniTask("coro", ctx, "runner", 7, True)
+    assert (t.coro, t.context, t._runner, t._counter) == ("coro", ctx, "runner", 7)
+    assert t._ki_protected
+    assert (t._send_mode, t._next_send, t._abort_func, t._cancel_status) == (K.IDLE, None, None, None)
+    assert (t.custom_sleep_data, t._cancel_points, t._schedule_points) == (None, 0, 0)
+    t.context = contextvars.copy_context()  # writable, as trio's is
+    assert type(t).__mro__[1] is K.TaskBase
+    assert weakref.ref(t)() is t
+    with pytest.raises(AttributeError):
+        t.not_a_slot = 1
+
+
+def test_kernel_base_fields_and_hooks(K: types.ModuleType) -> None:
+    k = K.KernelBase()
+    assert (k.runq, k.current_task, k.main_task) == ([], None, None)
+    assert not (k.ki_pending or k.is_guest or k._instr_before_step or k._instr_after_step
+                or k._instr_scheduled)
+    k.anything = 1  # the Runner keeps its state in the instance dict
+    assert k.__dict__ == {"anything": 1}
+    assert weakref.ref(k)() is k
+    for call in (lambda: k.task_exited(None, None), k.force_guest_tick_asap,
+                 lambda: k._call_instrument("x")):
+        with pytest.raises(NotImplementedError):
+            call()
+
+
+def test_run_batch_steps_from_the_end(K: types.ModuleType) -> None:
+    k = kernel(K)
+    log: list[tuple[str, int]] = []
+
+    async def worker(name: str) -> str:
+        for i in range(2):
+            log.append((name, i))
+            await K.checkpoint()
+        return name
+
+    for name in "abc":
+        k.spawn(name, worker(name))
+    assert k.run_all() == 3
+    assert log == [("c", 0), ("b", 0), ("a", 0), ("a", 1), ("b", 1), ("c", 1)]
+    assert [(name, res.unwrap()) for name, res in k.exited] == [("c", "c"), ("b", "b"), ("a", "a")]
+    assert k.current_task is None
+
+
+def test_counters_and_send_modes(K: types.ModuleType) -> None:
+    k = kernel(K)
+    seen: list[int] = []
+
+    async def worker() -> None:
+        await K.checkpoint()
+        await K.cancel_shielded_checkpoint()
+        seen.append(t._send_mode)
+        await K.wait_task_rescheduled(lambda _: False)
+        await K.checkpoint()
+
+    t = k.spawn("t", worker())
+    assert t._send_mode == K.SEND
+    k.run_all()
+    assert t._send_mode == K.IDLE and t._abort_func is not None
+    assert (t._schedule_points, t._cancel_points) == (3, 2)
+    assert seen == [K.IDLE]
+    k.reschedule(t)
+    assert t._next_send is K.RESUME_NONE and t._abort_func is None
+    k.run_batch([k.runq.pop()])
+    assert t._send_mode == K.CHECKPOINT_RESUME
+    k.run_all()
+    assert (t._schedule_points, t._cancel_points) == (4, 3)
+    assert [r.unwrap() for _, r in k.exited] == [None]
+    assert t.calls == ["any_pending_cancel"]
+
+
+def test_step_runs_in_task_context_and_sets_current_task(K: types.ModuleType) -> None:
+    k = kernel(K)
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outside")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inside")
+    seen = []
+
+    async def worker() -> None:
+        seen.append((var.get(), k.current_task.name))
+        var.set("changed")
+        await K.checkpoint()
+        seen.append((var.get(), k.current_task.name))
+
+    k.spawn("w", worker(), ctx)
+    k.run_all()
+    assert seen == [("inside", "w"), ("changed", "w")]
+    assert var.get() == "outside" and ctx[var] == "changed"
+
+
+def test_foreign_yield_throws_type_error(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    @types.coroutine
+    def foreign() -> Any:
+        yield "foreign"
+
+    async def worker() -> str:
+        try:
+            await foreign()
+        except TypeError as exc:
+            return str(exc)
+        return "no error"
+
+    t = k.spawn("f", worker())
+    k.run_all()
+    assert [(n, r.unwrap()) for n, r in k.exited] == [("f", FOREIGN_MSG)]
+    assert t._schedule_points == 1
+
+
+def test_exit_outcomes_and_traceback_starts_at_coroutine(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def inner() -> None:
+        await K.checkpoint()
+        raise ValueError("boom")
+
+    async def fails() -> None:
+        await inner()
+
+    async def returns() -> tuple[int, int]:
+        await K.checkpoint()
+        return (1, 2)
+
+    k.spawn("fails", fails())
+    k.spawn("returns", returns())
+    k.run_all()
+    results = dict(k.exited)
+    assert results["returns"] == outcome.Value((1, 2))
+    err = results["fails"].error
+    assert type(err) is ValueError
+    frames = [tb.tb_frame.f_code for tb in _walk(err.__traceback__)]
+    assert frames[:2] == [fails.__code__, inner.__code__]
+
+
+def test_task_exited_runs_outside_the_except_block(
+    K: types.ModuleType, request: pytest.FixtureRequest
+) -> None:
+    # As in trio: otherwise every exception raised while the Python layer processes the
+    # exit (say, the Cancelled delivered to a sibling) gets the dead task's exception as
+    # its implicit __context__.
+    k = kernel(K)
+
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    async def returns() -> None:
+        pass
+
+    k.spawn("fails", fails())
+    k.spawn("returns", returns())
+    k.run_all()
+    assert k.exc_info_at_exit == [None, None]
+
+
+def test_counters_keep_any_value_like_plain_attributes(K: types.ModuleType) -> None:
+    MiniTask, _ = classes(K)
+    t = MiniTask(None, contextvars.copy_context(), None, 0, False)
+    for value in ["hello!", None, 2**70, -(2**70), True, -5, 0]:
+        t._schedule_points = value
+        t._cancel_points = value
+        assert t._schedule_points is value or (
+            t._schedule_points == value and type(t._schedule_points) is type(value)
+        )
+        assert t._cancel_points == value and type(t._cancel_points) is type(value)
+
+
+def test_non_int_counter_makes_the_step_fail(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> None:
+        k.current_task._schedule_points = "hello!"
+        await K.checkpoint()
+
+    t = k.spawn("w", worker())
+    with pytest.raises(TypeError):
+        k.run_all()
+    t.coro.close()
+
+
+def test_huge_counter_keeps_counting(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> None:
+        await K.checkpoint()
+
+    t = k.spawn("w", worker())
+    t._schedule_points = sys.maxsize
+    k.run_all()
+    assert t._schedule_points == sys.maxsize + 1
+
+
+def _walk(tb: Any) -> Any:
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
+
+
+def test_cancelled_at_checkpoint_is_thrown_in(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> None:
+        await K.checkpoint()
+
+    t = k.spawn("w", worker())
+    k.run_batch([k.runq.pop()])
+    t._cancel_status.effectively_cancelled = True
+    k.run_all()
+    (name, result), = k.exited
+    assert type(result.error) is FakeCancelled
+    assert t._cancel_status.made == 1 and t._cancel_points == 1
+    assert result.error.__traceback__.tb_frame.f_code is worker.__code__
+
+
+def test_wait_task_rescheduled_delivers_pending_cancel(K: types.ModuleType) -> None:
+    k = kernel(K)
+    aborts: list[Any] = []
+
+    async def worker() -> str:
+        try:
+            await K.wait_task_rescheduled(lambda rc: aborts.append(rc) or True)
+        except FakeCancelled:
+            return "cancelled"
+        return "not cancelled"
+
+    t = k.spawn("w", worker())
+    t._cancel_status.effectively_cancelled = True
+    k.run_all()
+    assert len(aborts) == 1 and t.calls == ["any_pending_cancel"]
+    assert [r.unwrap() for _, r in k.exited] == ["cancelled"]
+
+
+def test_reschedule_with_outcomes(K: types.ModuleType) -> None:
+    k = kernel(K)
+    got: list[Any] = []
+
+    async def worker() -> None:
+        got.append(await K.wait_task_rescheduled(lambda _: False))
+        try:
+            await K.wait_task_rescheduled(lambda _: False)
+        except KeyError as exc:
+            got.append(exc)
+
+    t = k.spawn("w", worker())
+    k.run_all()
+    k.reschedule(t, outcome.Value(42))
+    k.run_all()
+    k.reschedule(t, outcome.Error(KeyError("k")))
+    k.run_all()
+    assert got[0] == 42 and type(got[1]) is KeyError
+    assert [r.unwrap() for _, r in k.exited] == [None]
+
+
+def test_async_yield_returns_what_was_sent(K: types.ModuleType) -> None:
+    k = kernel(K)
+    got: list[Any] = []
+
+    async def worker() -> None:
+        got.append(await K.async_yield(K.WaitTaskRescheduled(lambda _: False)))
+
+    t = k.spawn("w", worker())
+    k.run_all()
+    sent = outcome.Value("v")
+    k.reschedule(t, sent)
+    k.run_all()
+    assert got == [sent] and got[0] is sent
+
+
+def test_permanently_detach_ends_the_task(K: types.ModuleType) -> None:
+    k = kernel(K)
+    final = outcome.Value("detached")
+    coro_holder: list[Any] = []
+
+    async def worker() -> None:
+        await K.permanently_detach_coroutine_object(final)
+
+    t = k.spawn("w", worker())
+    coro_holder.append(t.coro)
+    k.run_all()
+    assert k.exited == [("w", final)]
+    assert t._send_mode == K.IDLE
+    coro_holder[0].close()
+
+
+def test_double_reschedule_is_an_internal_error(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> None:
+        await K.checkpoint()
+
+    t = k.spawn("w", worker())
+    with pytest.raises(TrioInternalError) as info:
+        k.reschedule(t)
+    assert str(info.value) == "attempted to reschedule <MiniTask w>, which is already scheduled"
+    k.run_all()
+
+
+def test_schedule_throw_and_checkpoint_helpers(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> str:
+        try:
+            await K.wait_task_rescheduled(lambda _: False)
+        except KeyError:
+            pass
+        await K.wait_task_rescheduled(lambda _: False)
+        return "done"
+
+    t = k.spawn("w", worker())
+    k.run_all()
+    k._schedule_throw(t, KeyError("x"))
+    assert t._send_mode == K.THROW
+    k.run_all()
+    k._schedule_checkpoint(t)
+    assert t._send_mode == K.CHECKPOINT_RESUME and t._next_send is K.RESUME_NONE
+    k.run_all()
+    assert [r.unwrap() for _, r in k.exited] == ["done"]
+
+
+def test_guest_mode_pokes_host_when_runq_becomes_nonempty(K: types.ModuleType) -> None:
+    k = kernel(K)
+    k.is_guest = True
+
+    async def worker() -> None:
+        await K.checkpoint()
+
+    k.spawn("a", worker())
+    k.spawn("b", worker())
+    assert k.guest_ticks == 1
+    k.run_all()
+    assert k.guest_ticks == 2  # b's checkpoint was the batch's first reschedule
+
+
+def test_instruments_called_only_when_flagged(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> None:
+        await K.checkpoint()
+
+    t = k.spawn("a", worker())
+    k.run_all()
+    assert k.instr == []
+    k._instr_before_step = k._instr_after_step = k._instr_scheduled = True
+    t2 = k.spawn("b", worker())
+    k.run_all()
+    assert k.instr == [
+        ("task_scheduled", (t2,)),
+        ("before_task_step", (t2,)),
+        ("task_scheduled", (t2,)),
+        ("after_task_step", (t2,)),
+        ("before_task_step", (t2,)),
+        ("after_task_step", (t2,)),
+    ]
+    del t
+
+
+def test_keyboard_interrupt_goes_to_main_task_only(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> str:
+        await K.checkpoint()
+        return "done"
+
+    main = k.spawn("main", worker())
+    other = k.spawn("other", worker())
+    k.main_task = main
+    k.run_all(limit=1)
+    k.ki_pending = True
+    k.run_all()
+    assert not k.ki_pending
+    results = dict(k.exited)
+    assert type(results["main"].error) is KeyboardInterrupt
+    assert results["other"].unwrap() == "done"
+    assert main._cancel_status.made == other._cancel_status.made == 0
+
+
+def test_keyboard_interrupt_at_checkpoint_resume(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> str:
+        try:
+            await K.checkpoint()
+        except KeyboardInterrupt:
+            return "ki"
+        return "none"
+
+    t = k.spawn("main", worker())
+    k.main_task = t
+    k.run_all(limit=1)
+    k.ki_pending = True
+    k.run_all()
+    assert not k.ki_pending
+    assert [r.unwrap() for _, r in k.exited] == ["ki"]
+
+
+def test_pending_ki_offered_to_parked_main_task(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> None:
+        await K.wait_task_rescheduled(lambda _: False)
+
+    t = k.spawn("main", worker())
+    k.main_task = t
+    k.ki_pending = True
+    k.run_all()
+    assert t.calls == ["pending_ki", "any_pending_cancel"]
+    assert k.ki_pending  # only the Python layer's delivery clears it
+    k.reschedule(t)
+    k.run_all()
+
+
+def test_entered_context_fails_the_task(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    async def worker() -> None:
+        await K.checkpoint()
+
+    ctx = contextvars.copy_context()
+    t = k.spawn("w", worker(), ctx)
+    ctx.run(k.run_all)
+    t.coro.close()
+    (_, result), = k.exited
+    assert type(result.error) is RuntimeError
+    assert "is already entered" in str(result.error)
+    gc.collect()
