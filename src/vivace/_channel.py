@@ -95,7 +95,7 @@ class open_memory_channel(tuple["MemorySendChannel[T]", "MemoryReceiveChannel[T]
         if max_buffer_size < 0:
             raise ValueError("max_buffer_size must be >= 0")
         state: _MemoryChannelState[T] = _MemoryChannelState(max_buffer_size)
-        return (MemorySendChannel._create(state), MemoryReceiveChannel._create(state))
+        return (MemorySendChannel[T]._create(state), MemoryReceiveChannel[T]._create(state))
 
     def __init__(self, max_buffer_size: int | float) -> None:  # for type checkers only
         ...
@@ -387,7 +387,7 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], metaclass=NoPublicConstr
             del receivers[task]
             return Abort.SUCCEEDED
 
-        return await wait_task_rescheduled(abort_fn)  # type: ignore[no-any-return]
+        return await wait_task_rescheduled(abort_fn)
 
     async def __anext__(self) -> ReceiveType:
         try:

@@ -51,28 +51,12 @@ if TYPE_CHECKING:
 
     from ._core import Task
 
-@final
+
+@dataclass(frozen=True, slots=True)
 class EventStatistics:
     """``tasks_waiting``: how many tasks are blocked in ``Event.wait``."""
 
-    __slots__ = ("tasks_waiting",)
-
-    def __init__(self, *, tasks_waiting: int) -> None:
-        object.__setattr__(self, "tasks_waiting", tasks_waiting)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("EventStatistics is frozen")
-
-    def __repr__(self) -> str:
-        return f"EventStatistics(tasks_waiting={self.tasks_waiting})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not EventStatistics:
-            return NotImplemented
-        return self.tasks_waiting == other.tasks_waiting
-
-    def __hash__(self) -> int:
-        return hash(self.tasks_waiting)
+    tasks_waiting: int
 
 
 @final

@@ -357,7 +357,12 @@ class CancelScope:
             return True
         if remaining is exc:
             return False
-        _reraise_with_context(remaining)
+        try:
+            _reraise_with_context(remaining)
+        finally:
+            # This frame ends up in remaining's traceback: drop our references to the
+            # exceptions so that no cycle frame -> exception -> traceback -> frame forms.
+            del remaining, exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __repr__(self) -> str:

@@ -11,8 +11,9 @@ Design notes
   - ``CANCEL_SHIELDED_CHECKPOINT``: go to the back of the run queue, resume with None.
   - ``CHECKPOINT``: the same, but when the task is next stepped it is first checked for
     cancellation (and for a pending KeyboardInterrupt if it is the main task); a
-    cancelled task gets its ``Cancelled`` thrown in instead. Checking at resume time
-    means the check sees every cancellation made up to the moment it matters.
+    cancelled task is instead rescheduled to have its ``Cancelled`` thrown in at the
+    following batch -- trio's timing, where the task parks and its abort succeeds at
+    once. Checking at resume time sees every cancellation made up to that moment.
   - ``WaitTaskRescheduled(abort_func)``: park until someone calls ``reschedule``; if
     the task is already cancelled, try to abort right away.
   - ``PermanentlyDetachCoroutineObject(outcome)``: the task ends with that outcome.
@@ -256,6 +257,7 @@ class KernelBase:
         rng_random: Callable[[], float],
         clock_now: Callable[[], float],
         deadlines: Any,
+        entry_queue: Any,
         until: float,
         max_batches: int,
     ) -> int:
@@ -263,21 +265,25 @@ class KernelBase:
         run loop's I/O poll in between; return how many ran.
 
         Stops when the run queue empties, after *max_batches*, once ``clock_now()``
-        reaches *until*, or as soon as a deadline in *deadlines* is due -- so the run
-        loop still fires deadlines on time and polls I/O at least every *until* (the
-        caller keeps that interval short).
+        reaches *until*, as soon as a deadline in *deadlines* is due, or as soon as
+        ``entry_queue.pending()`` -- so the run loop still fires deadlines on time, runs
+        run_sync_soon callbacks at the next batch as trio does, and polls I/O at least
+        every *until* (the caller keeps that interval short).
         """
         ran = 0
         while self.runq and ran < max_batches:
+            # Checked before each batch: an expired deadline or a queued run_sync_soon
+            # callback needs the run loop (expiry processing, the wakeup-fd poll) before
+            # any task runs again.
+            now = clock_now()
+            if now >= until or deadlines.peek_deadline() <= now or entry_queue.pending():
+                break
             batch = self.runq
             self.runq = []
             if rng_random() < 0.5:
                 batch.reverse()
             self.run_batch(batch)
             ran += 1
-            now = clock_now()
-            if now >= until or deadlines.peek_deadline() <= now:
-                break
         return ran
 
     def _step(self, task: Any) -> None:
@@ -289,13 +295,12 @@ class KernelBase:
             task._cancel_points += 1
             if self.ki_pending and task is self.main_task:
                 self.ki_pending = False
-                mode = THROW
-                value = KeyboardInterrupt()
-            elif task._cancel_status.effectively_cancelled:
-                mode = THROW
-                value = task._cancel_status._make_cancelled()
-            else:
-                mode = SEND
+                self._deliver_later(task, KeyboardInterrupt())
+                return
+            if task._cancel_status.effectively_cancelled:
+                self._deliver_later(task, task._cancel_status._make_cancelled())
+                return
+            mode = SEND
         self.current_task = task
         if self._instr_before_step:
             self._call_instrument("before_task_step", task)
@@ -322,6 +327,19 @@ class KernelBase:
         else:
             self._dispatch(task, msg)
             del msg
+        if self._instr_after_step:
+            self._call_instrument("after_task_step", task)
+        self.current_task = None
+
+    def _deliver_later(self, task: Any, exc: BaseException) -> None:
+        # A cancelled checkpoint raises one batch later, as in trio, where the task
+        # parks and its abort function succeeds at once. Batch-level timing is
+        # observable (who runs first during shutdown), so keep it identical.
+        self.current_task = task
+        if self._instr_before_step:
+            self._call_instrument("before_task_step", task)
+        task._schedule_points += 1
+        self._schedule_throw(task, exc)
         if self._instr_after_step:
             self._call_instrument("after_task_step", task)
         self.current_task = None

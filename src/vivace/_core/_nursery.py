@@ -235,6 +235,9 @@ class Nursery(metaclass=NoPublicConstructor):
 
     def _child_finished(self, task: Any, result: outcome.Outcome[Any]) -> None:
         self._children.remove(task)
+        if self._closed and not hasattr(self, "_pending_excs"):
+            # Abandoned by a misnested exit that already reported; nothing to collect.
+            return
         if isinstance(result, outcome.Error):
             self._add_exc(
                 result.error,

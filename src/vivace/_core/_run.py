@@ -384,7 +384,12 @@ def unrolled_run(
             ):
                 now = clock.current_time()
                 runner.run_busy(
-                    _r.random, clock.current_time, deadlines, now + _BUSY_SLICE, _BUSY_BATCHES
+                    _r.random,
+                    clock.current_time,
+                    deadlines,
+                    runner.entry_queue,
+                    now + _BUSY_SLICE,
+                    _BUSY_BATCHES,
                 )
     except GeneratorExit:
         warnings.warn(

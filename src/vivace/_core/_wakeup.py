@@ -96,9 +96,12 @@ class WakeupSocketpair:
         if self.old_wakeup_fd != -1:
             warnings.warn(
                 RuntimeWarning(
-                    f"vivace replaced a signal wakeup fd ({self.old_wakeup_fd}) that "
-                    "another library had installed with signal.set_wakeup_fd(); signal "
-                    "delivery to that library may break while vivace runs. If vivace "
+                    # "signal handling code ... collided" is trio's wording; users
+                    # filter warnings on it.
+                    "vivace's signal handling code used signal.set_wakeup_fd() and "
+                    f"collided with another library (its wakeup fd {self.old_wakeup_fd} "
+                    "was replaced); signal delivery to that library may break while "
+                    "vivace runs. If vivace "
                     "runs in guest mode on a host loop that uses set_wakeup_fd (asyncio "
                     "does), pass host_uses_signal_set_wakeup_fd=True to "
                     "start_guest_run(). Otherwise, please report this to vivace."

@@ -1,0 +1,51 @@
+"""``testing.Sequencer``: force code in different tasks to run in a chosen order."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from .._core import Cancelled
+from .._sync import Event
+from .._util import final
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+
+@final
+class Sequencer:
+    """``async with seq(n):`` blocks until every block for positions ``0 .. n-1`` has
+    finished, so tests can script interleavings across tasks. Each position may be used
+    once; if a waiting task is cancelled, the whole sequence breaks (every waiter gets
+    RuntimeError)."""
+
+    __slots__ = ("_broken", "_claimed", "_sequence_points")
+
+    def __init__(self) -> None:
+        self._sequence_points: defaultdict[int, Event] = defaultdict(Event)
+        self._claimed: set[int] = set()
+        self._broken = False
+
+    @asynccontextmanager
+    async def __call__(self, position: int) -> AsyncIterator[None]:
+        if position in self._claimed:
+            raise RuntimeError(f"Attempted to reuse sequence point {position}")
+        if self._broken:
+            raise RuntimeError("sequence broken!")
+        self._claimed.add(position)
+        if position != 0:
+            try:
+                await self._sequence_points[position].wait()
+            except Cancelled:
+                self._broken = True
+                for event in self._sequence_points.values():
+                    event.set()
+                raise RuntimeError("Sequencer wait cancelled -- sequence broken") from None
+            if self._broken:
+                raise RuntimeError("sequence broken!")
+        try:
+            yield
+        finally:
+            self._sequence_points[position + 1].set()
