@@ -11,6 +11,7 @@ from ._core import (
     CancelScope,
     checkpoint,
     current_time,
+    sleep_until,
     wait_task_rescheduled,
 )
 
@@ -42,15 +43,6 @@ async def sleep_forever() -> NoReturn:
     raise RuntimeError("Should never have been rescheduled!")
 
 
-async def sleep_until(deadline: float) -> None:
-    """Block until the run's clock reaches *deadline* (a checkpoint even if it already
-    has)."""
-    if math.isnan(deadline):
-        raise ValueError("deadline must not be NaN")
-    with CancelScope(deadline=deadline):
-        await wait_task_rescheduled(_abort_sleep)
-
-
 async def sleep(seconds: float) -> None:
     """Block for *seconds* seconds of the run's clock; ``sleep(0)`` is a checkpoint."""
     if seconds < 0:
@@ -60,8 +52,7 @@ async def sleep(seconds: float) -> None:
     else:
         if math.isnan(seconds):
             raise ValueError("`seconds` must not be NaN")
-        with CancelScope(deadline=current_time() + seconds):
-            await wait_task_rescheduled(_abort_sleep)
+        await sleep_until(current_time() + seconds)
 
 
 class TooSlowError(Exception):

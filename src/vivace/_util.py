@@ -7,8 +7,7 @@ These carry no engine state; they exist so every public class can have trio's sh
 from __future__ import annotations
 
 from abc import ABCMeta
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
-from typing import final as _typing_final
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final as _typing_final
 
 if TYPE_CHECKING:
     pass

@@ -2,11 +2,7 @@
 
 from ._threads import (
     from_thread_check_cancelled as check_cancelled,
-)
-from ._threads import (
     from_thread_run as run,
-)
-from ._threads import (
     from_thread_run_sync as run_sync,
 )
 from ._util import fixup_module_metadata as _fixup

@@ -2,8 +2,6 @@
 
 from ._threads import (
     current_default_thread_limiter as current_default_thread_limiter,
-)
-from ._threads import (
     to_thread_run_sync as run_sync,
 )
 from ._util import fixup_module_metadata as _fixup

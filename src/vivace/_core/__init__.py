@@ -48,6 +48,7 @@ from ._run import (
 from ._runner import RunStatistics
 from ._task import Task
 from ._thread_cache import start_thread_soon
+from ._timers import sleep_until
 from ._traps import (
     Abort,
     RaiseCancelT,
@@ -110,6 +111,7 @@ __all__ = [
     "run",
     "spawn_system_task",
     "start_guest_run",
+    "sleep_until",
     "start_thread_soon",
     "temporarily_detach_coroutine_object",
     "wait_all_tasks_blocked",

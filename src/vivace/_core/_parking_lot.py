@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections import OrderedDict
 import math
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import outcome

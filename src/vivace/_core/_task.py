@@ -96,6 +96,10 @@ class Task(TaskBase, metaclass=NoPublicConstructor):
             else:
                 return
 
+    def _deadline_expired(self) -> None:
+        # This task's sleep_until() deadline fired (the heap already dropped the entry).
+        self._runner.reschedule(self)
+
     # -- cancellation plumbing (called by the kernel and the cancel-status tree) -------
     def _activate_cancel_status(self, cancel_status: Any) -> None:
         old = self._cancel_status

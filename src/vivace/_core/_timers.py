@@ -1,0 +1,43 @@
+"""Sleeping without a cancel scope.
+
+Design notes
+------------
+``sleep_until(d)`` behaves exactly like ``with move_on_at(d): await sleep_forever()`` --
+a schedule point, a cancel point for enclosing scopes, and a silent wake-up at the
+deadline -- but costs one deadline-heap entry instead of a CancelScope, a CancelStatus
+and their bookkeeping. The parked task itself is the heap payload: when the deadline
+fires the run loop calls ``task._deadline_expired()``, which reschedules it. Enclosing
+cancellation reaches the task through the normal abort path, whose abort function
+removes the heap entry. Exactly one of the two wins: rescheduling clears the abort
+function, and a successful abort removes the entry before it can fire.
+"""
+
+from __future__ import annotations
+
+from math import isnan
+from typing import Any
+
+from ._impl import wait_task_rescheduled
+from ._run import current_task
+from ._traps import Abort
+
+
+async def sleep_until(deadline: float) -> None:
+    """Block until the run's clock reaches *deadline* (a checkpoint even if it already
+    has)."""
+    if isnan(deadline):
+        raise ValueError("deadline must not be NaN")
+    task = current_task()
+    runner = task._runner
+    heap = runner.deadlines
+    if runner.is_guest:
+        before = heap.peek_deadline()
+    handle = heap.push(deadline, task)
+    if runner.is_guest and heap.peek_deadline() != before:
+        runner.force_guest_tick_asap()
+
+    def abort(_: Any) -> Abort:
+        heap.remove(handle)
+        return Abort.SUCCEEDED
+
+    await wait_task_rescheduled(abort)
