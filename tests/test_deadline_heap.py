@@ -14,8 +14,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import settings
-from hypothesis import strategies as st
+from hypothesis import settings, strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,

@@ -528,9 +528,7 @@ def test_exit_outcomes_and_traceback_starts_at_coroutine(K: types.ModuleType) ->
     assert frames[:2] == [fails.__code__, inner.__code__]
 
 
-def test_task_exited_runs_outside_the_except_block(
-    K: types.ModuleType, request: pytest.FixtureRequest
-) -> None:
+def test_task_exited_runs_outside_the_except_block(K: types.ModuleType) -> None:
     # As in trio: otherwise every exception raised while the Python layer processes the
     # exit (say, the Cancelled delivered to a sibling) gets the dead task's exception as
     # its implicit __context__.
@@ -591,19 +589,31 @@ def _walk(tb: Any) -> Any:
         tb = tb.tb_next
 
 
-def test_cancelled_at_checkpoint_is_thrown_in(K: types.ModuleType) -> None:
+def test_cancelled_checkpoint_raises_one_batch_later(K: types.ModuleType) -> None:
     k = kernel(K)
+    steps: list[str] = []
 
     async def worker() -> None:
+        steps.append("start")
         await K.checkpoint()
+        steps.append("not reached")
 
     t = k.spawn("w", worker())
     k.run_batch([k.runq.pop()])
     t._cancel_status.effectively_cancelled = True
+    k._instr_before_step = k._instr_after_step = k._instr_scheduled = True
+    k.run_batch([k.runq.pop()])
+    # The resume was a schedule point only: the coroutine did not run.
+    assert steps == ["start"]
+    assert t._send_mode == K.THROW and type(t._next_send) is FakeCancelled
+    assert (t._schedule_points, t._cancel_points, t._cancel_status.made) == (2, 1, 1)
+    assert k.instr == [
+        ("before_task_step", (t,)), ("task_scheduled", (t,)), ("after_task_step", (t,))
+    ]
+    assert k.runq == [t] and k.current_task is None
     k.run_all()
     (name, result), = k.exited
     assert type(result.error) is FakeCancelled
-    assert t._cancel_status.made == 1 and t._cancel_points == 1
     assert result.error.__traceback__.tb_frame.f_code is worker.__code__
 
 
@@ -783,8 +793,12 @@ def test_keyboard_interrupt_at_checkpoint_resume(K: types.ModuleType) -> None:
     k.main_task = t
     k.run_all(limit=1)
     k.ki_pending = True
-    k.run_all()
+    t._cancel_status.effectively_cancelled = True
+    k.run_batch([k.runq.pop()])
     assert not k.ki_pending
+    assert t._send_mode == K.THROW and type(t._next_send) is KeyboardInterrupt
+    assert t._cancel_status.made == 0  # KI wins over a cancellation check
+    k.run_all()
     assert [r.unwrap() for _, r in k.exited] == ["ki"]
 
 
@@ -818,3 +832,112 @@ def test_entered_context_fails_the_task(K: types.ModuleType) -> None:
     assert type(result.error) is RuntimeError
     assert "is already entered" in str(result.error)
     gc.collect()
+
+
+# ------------------------------------------------------------------ run_busy
+
+
+class FakeDeadlines:
+    def __init__(self) -> None:
+        self.due = float("inf")
+
+    def peek_deadline(self) -> float:
+        return self.due
+
+    def push(self, deadline: float, payload: object) -> None:
+        self.due = min(self.due, deadline)
+
+
+class FakeEntryQueue:
+    def __init__(self, pending_after: int | None = None) -> None:
+        self.pending_after = pending_after
+        self.calls = 0
+
+    def pending(self) -> bool:
+        self.calls += 1
+        return self.pending_after is not None and self.calls > self.pending_after
+
+
+def _busy_kernel(K: types.ModuleType, rounds: int = 10) -> tuple[Any, list[Any]]:
+    """Two tasks that each make *rounds* schedule points; their first step is done."""
+    k = kernel(K)
+    log: list[Any] = []
+
+    async def worker(name: str) -> None:
+        for i in range(rounds):
+            log.append((name, i))
+            await K.cancel_shielded_checkpoint()
+
+    for name in ("t0", "t1"):
+        k.spawn(name, worker(name))
+    batch = k.runq[::-1]
+    k.runq = []
+    k.run_batch(batch)  # t0 first
+    return k, log
+
+
+def _heap_types() -> list[Any]:
+    from vivace._core._heap_py import DeadlineHeap as PyHeap
+
+    heaps = [FakeDeadlines, PyHeap]
+    try:
+        from vivace._core._ext._heap import DeadlineHeap as CHeap
+    except ImportError:
+        pass
+    else:
+        heaps.append(CHeap)
+    return heaps
+
+
+HEAPS = pytest.mark.parametrize(
+    "heap_type", _heap_types(), ids=lambda t: f"{t.__module__}.{t.__name__}"
+)
+
+
+@HEAPS
+def test_run_busy_runs_until_the_queue_is_empty(K: types.ModuleType, heap_type: Any) -> None:
+    k, log = _busy_kernel(K, rounds=3)
+    coins = iter([0.9, 0.1, 0.9])  # < 0.5 reverses the batch
+    ran = k.run_busy(lambda: next(coins), lambda: 0.0, heap_type(), FakeEntryQueue(), 1.0, 100)
+    assert ran == 3  # two more checkpoints each, then the exits
+    assert log == [("t0", 0), ("t1", 0), ("t1", 1), ("t0", 1), ("t1", 2), ("t0", 2)]
+    assert [name for name, _ in k.exited] == ["t0", "t1"] and k.runq == []
+
+
+def test_run_busy_stops_after_max_batches(K: types.ModuleType) -> None:
+    k, log = _busy_kernel(K)
+    assert k.run_busy(lambda: 0.9, lambda: 0.0, FakeDeadlines(), FakeEntryQueue(), 1.0, 4) == 4
+    assert len(log) == 2 * 5 and len(k.runq) == 2
+
+
+def test_run_busy_stops_at_until(K: types.ModuleType) -> None:
+    k, _ = _busy_kernel(K)
+    times = iter([0.0, 0.5, 1.0, 2.0])
+    ran = k.run_busy(lambda: 0.9, lambda: next(times), FakeDeadlines(), FakeEntryQueue(), 1.0, 100)
+    assert ran == 2 and len(k.runq) == 2
+
+
+@HEAPS
+def test_run_busy_stops_when_a_deadline_is_due(K: types.ModuleType, heap_type: Any) -> None:
+    k, _ = _busy_kernel(K)
+    deadlines = heap_type()
+    deadlines.push(5.0, "payload")
+    times = iter([1.0, 4.0, 5.0, 6.0])
+    ran = k.run_busy(lambda: 0.9, lambda: next(times), deadlines, FakeEntryQueue(), 100.0, 100)
+    assert ran == 2
+
+
+def test_run_busy_stops_when_the_entry_queue_has_work(K: types.ModuleType) -> None:
+    k, _ = _busy_kernel(K)
+    queue = FakeEntryQueue(pending_after=3)
+    assert k.run_busy(lambda: 0.9, lambda: 0.0, FakeDeadlines(), queue, 1.0, 100) == 3
+    assert queue.calls == 4
+
+
+def test_run_busy_with_an_empty_queue_calls_nothing(K: types.ModuleType) -> None:
+    k = kernel(K)
+
+    def boom() -> float:
+        raise AssertionError("called")
+
+    assert k.run_busy(boom, boom, FakeDeadlines(), FakeEntryQueue(), 1.0, 100) == 0

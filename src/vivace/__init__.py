@@ -33,6 +33,17 @@ from ._highlevel_generic import (
     StapledStream as StapledStream,
     aclose_forcefully as aclose_forcefully,
 )
+from ._highlevel_open_tcp_listeners import (
+    open_tcp_listeners as open_tcp_listeners,
+    serve_tcp as serve_tcp,
+)
+from ._highlevel_open_tcp_stream import open_tcp_stream as open_tcp_stream
+from ._highlevel_open_unix_stream import open_unix_socket as open_unix_socket
+from ._highlevel_serve_listeners import serve_listeners as serve_listeners
+from ._highlevel_socket import (
+    SocketListener as SocketListener,
+    SocketStream as SocketStream,
+)
 from ._sync import (
     CapacityLimiter as CapacityLimiter,
     CapacityLimiterStatistics as CapacityLimiterStatistics,
@@ -61,6 +72,7 @@ from ._version import __version__ as __version__
 # Submodules are part of the public namespace, as in trio.
 from . import abc, lowlevel, testing  # noqa: E402, F401  isort: skip
 from . import from_thread, to_thread  # noqa: E402, F401  isort: skip
+from . import socket  # noqa: E402, F401  isort: skip
 
 _fixup(__name__, globals())
 del _fixup

@@ -26,6 +26,7 @@ from ._threads import to_thread_run_sync
 if TYPE_CHECKING:
     from ._abc import HostnameResolver, SocketFactory
 
+_idna: Any
 try:
     import idna as _idna  # optional: IDNA 2008 with UTS-46 mapping
 except ImportError:  # pragma: no cover - depends on the environment

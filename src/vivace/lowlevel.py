@@ -1,5 +1,7 @@
 """Low-level API for building your own primitives (trio.lowlevel's names)."""
 
+import sys as _sys
+
 from ._core import (
     Abort as Abort,
     ParkingLot as ParkingLot,
@@ -41,7 +43,11 @@ from ._core import (
     wait_task_rescheduled as wait_task_rescheduled,
     wait_writable as wait_writable,
 )
+from ._socket_resolve import encode_hostname as encode_hostname
 from ._util import fixup_module_metadata as _fixup
+
+if _sys.platform != "win32":
+    from ._unix_pipes import FdStream as FdStream
 
 _fixup(__name__, globals())
 del _fixup

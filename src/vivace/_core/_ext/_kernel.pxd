@@ -36,4 +36,5 @@ cdef class KernelBase:
 
     cdef int _reschedule(self, TaskBase task, object next_send) except -1
     cdef int _step_c(self, TaskBase task) except -1
+    cdef int _deliver_later_c(self, TaskBase task, object exc) except -1
     cdef int _dispatch_c(self, TaskBase task, object msg) except -1

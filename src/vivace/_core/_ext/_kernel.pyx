@@ -27,6 +27,11 @@ Design notes
   functions installed at import, so resuming a checkpoint with RESUME_NONE
   allocates nothing and raises nothing. Invariant: the message is released as
   soon as it has been yielded, so a parked awaitable owns no references.
+* A cancelled (or KeyboardInterrupted) checkpoint does not resume the coroutine:
+  that step only counts a schedule point and reschedules the task to have the
+  exception thrown in at the next batch, as the reference (and trio) time it.
+* ``run_busy`` runs further batches without returning to the Python run loop; it
+  reads the compiled DeadlineHeap in C and calls everything else through Python.
 * A SIGINT that arrives while this C loop runs must be deferred (the loop is
   KI-protected); pending signal handlers are therefore run between task steps,
   where the innermost Python frame is the protected run loop, not user code.
@@ -34,6 +39,8 @@ Design notes
 
 cimport cython
 from cpython.object cimport PyObject
+
+from vivace._core._ext._heap cimport DeadlineHeap
 
 import collections.abc
 import sys
@@ -153,7 +160,10 @@ cdef extern from *:
 
     /* Give a (Cython-made, already ready) type the generator-style send protocol in C:
        the am_send slot plus `send` and `throw` methods. Runs once, before any instance. */
-    static PyMethodDef vv_trap_methods[3];
+    static PyMethodDef vv_trap_methods[] = {
+        {"send", NULL, METH_O, "send(value) -> the next trap message, or StopIteration."},
+        {"throw", NULL, METH_VARARGS, "throw(exc) -> raise exc out of the await."},
+    };
     static int vv_install_send_protocol(PyObject *type, sendfunc am_send,
                                         PyCFunction send_meth, PyCFunction throw_meth) {
         PyTypeObject *tp = (PyTypeObject *)type;
@@ -166,14 +176,8 @@ cdef extern from *:
     #ifdef Py_TPFLAGS_HAVE_AM_SEND
         tp->tp_flags |= Py_TPFLAGS_HAVE_AM_SEND;
     #endif
-        vv_trap_methods[0].ml_name = "send";
         vv_trap_methods[0].ml_meth = send_meth;
-        vv_trap_methods[0].ml_flags = METH_O;
-        vv_trap_methods[0].ml_doc = "send(value) -> the next trap message; raises StopIteration when done.";
-        vv_trap_methods[1].ml_name = "throw";
         vv_trap_methods[1].ml_meth = throw_meth;
-        vv_trap_methods[1].ml_flags = METH_VARARGS;
-        vv_trap_methods[1].ml_doc = "throw(exc) -> raise exc out of the await.";
         for (i = 0; i < 2; i++) {
             PyObject *descr = PyDescr_NewMethod(tp, &vv_trap_methods[i]);
             if (descr == NULL) return -1;
@@ -209,7 +213,6 @@ cdef object _Error = outcome.Error
 # Interned names for the raw C-API method calls below.
 cdef object _s_throw = "throw"
 cdef object _s_unwrap = "unwrap"
-cdef object _s_value = "value"
 
 
 cdef inline object _steal(PyObject *p):
@@ -325,10 +328,6 @@ cdef class _TrapAwaitable:
 
     @property
     def __name__(self):
-        return _TRAP_NAMES[self.kind]
-
-    @property
-    def __qualname__(self):
         return _TRAP_NAMES[self.kind]
 
     def __repr__(self):
@@ -625,8 +624,37 @@ cdef class KernelBase:
                 _propagate()
             self._step_c(_as_task(batch.pop()))
 
+    def run_busy(self, rng_random, clock_now, deadlines, entry_queue, double until,
+                 Py_ssize_t max_batches):
+        """Run further batches back to back while tasks stay runnable, skipping the
+        run loop's I/O poll in between; return how many ran. Stop conditions as in
+        the reference twin."""
+        cdef Py_ssize_t ran = 0
+        cdef double now, due
+        cdef list batch
+        cdef bint c_heap = type(deadlines) is DeadlineHeap
+        while self.runq and ran < max_batches:
+            now = clock_now()
+            if now >= until:
+                break
+            # The compiled heap (always paired with this kernel) is read in C.
+            due = ((<DeadlineHeap>deadlines).c_peek_deadline() if c_heap
+                   else deadlines.peek_deadline())
+            if due <= now or entry_queue.pending():
+                break
+            batch = self.runq
+            self.runq = []
+            if rng_random() < 0.5:
+                batch.reverse()
+            self.run_batch(batch)
+            ran += 1
+        return ran
+
     def _step(self, task):
         self._step_c(_as_task(task))
+
+    def _deliver_later(self, task, exc):
+        self._deliver_later_c(_as_task(task), exc)
 
     def _dispatch(self, task, msg):
         self._dispatch_c(_as_task(task), msg)
@@ -634,7 +662,7 @@ cdef class KernelBase:
     cdef int _step_c(self, TaskBase task) except -1:
         cdef int mode = task._send_mode
         cdef object value = task._next_send
-        cdef object status, coro, ctx, result
+        cdef object coro, ctx, result
         cdef PyObject *res = NULL
         cdef PySendResult r
         task._send_mode = _IDLE
@@ -643,15 +671,10 @@ cdef class KernelBase:
             _count_cancel_point(task)
             if self.ki_pending and task is self.main_task:
                 self.ki_pending = False
-                mode = _THROW
-                value = KeyboardInterrupt()
-            else:
-                status = task._cancel_status
-                if status.effectively_cancelled:
-                    mode = _THROW
-                    value = status._make_cancelled()
-                else:
-                    mode = _SEND
+                return self._deliver_later_c(task, KeyboardInterrupt())
+            if task._cancel_status.effectively_cancelled:
+                return self._deliver_later_c(task, task._cancel_status._make_cancelled())
+            mode = _SEND
         self.current_task = task
         if self._instr_before_step:
             self._call_instrument("before_task_step", task)
@@ -666,11 +689,25 @@ cdef class KernelBase:
             self._dispatch_c(task, result)
         elif r == PYGEN_RETURN:
             if mode == _THROW:  # throw() ended the coroutine: `result` is StopIteration
-                result = getattr(result, _s_value)
+                result = result.value
             self.task_exited(task, _Value(result))
         else:
             self.task_exited(task, _Error(result))
         result = None
+        if self._instr_after_step:
+            self._call_instrument("after_task_step", task)
+        self.current_task = None
+        return 0
+
+    cdef int _deliver_later_c(self, TaskBase task, object exc) except -1:
+        # A cancelled checkpoint raises one batch later, as in trio (the task parks
+        # and its abort succeeds at once); this step is its schedule point.
+        self.current_task = task
+        if self._instr_before_step:
+            self._call_instrument("before_task_step", task)
+        _count_schedule_point(task)
+        self._reschedule(task, exc)
+        task._send_mode = _THROW
         if self._instr_after_step:
             self._call_instrument("after_task_step", task)
         self.current_task = None

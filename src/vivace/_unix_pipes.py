@@ -1,0 +1,171 @@
+"""FdStream: a Stream over a Unix file descriptor (a pipe, a tty, ...).
+
+Design notes:
+- The fd is owned: it is switched to non-blocking mode, and on close its original
+  blocking mode is restored before ``os.close`` (the fd may be shared with a child
+  process that expects blocking I/O). An fd holder object owns the int, so closing
+  twice, or closing after the number was reused for another file, can never close the
+  wrong fd: the holder forgets the number the moment it closes it.
+- Like sockets: try the syscall, park on EAGAIN, checkpoint either way.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from ._abc import Stream
+from ._core import (
+    BrokenResourceError,
+    BusyResourceError,
+    ClosedResourceError,
+    cancel_shielded_checkpoint,
+    checkpoint,
+    checkpoint_if_cancelled,
+    in_trio_run,
+    notify_closing,
+    wait_readable,
+    wait_writable,
+)
+from ._util import final
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["FdStream"]
+
+if sys.platform == "win32":  # pragma: no cover
+    raise ImportError("FdStream is only available on Unix")
+
+# Large enough to drain a pipe buffer in one read.
+DEFAULT_RECEIVE_SIZE = 65536
+
+
+class _FdHolder:
+    """Owns one fd number; ``fd == -1`` once closed."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = -1
+        if not isinstance(fd, int):
+            raise TypeError("file descriptor must be an int")
+        self.fd = fd
+        self._original_is_blocking = os.get_blocking(fd)
+        os.set_blocking(fd, False)
+
+    @property
+    def closed(self) -> bool:
+        return self.fd == -1
+
+    def _raw_close(self) -> None:
+        if self.closed:
+            return
+        fd = self.fd
+        self.fd = -1
+        os.set_blocking(fd, self._original_is_blocking)
+        os.close(fd)
+
+    def __del__(self) -> None:
+        self._raw_close()
+
+    def close(self) -> None:
+        if not self.closed:
+            if in_trio_run():
+                notify_closing(self.fd)
+            self._raw_close()
+
+
+class _Guard:
+    __slots__ = ("_busy", "_message")
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+        self._busy = False
+
+    def __enter__(self) -> None:
+        if self._busy:
+            raise BusyResourceError(self._message)
+        self._busy = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._busy = False
+
+
+@final
+class FdStream(Stream):
+    """A Stream that reads and writes a Unix file descriptor, such as a pipe end.
+
+    The stream takes ownership of *fd*: it is set non-blocking while the stream uses it,
+    and closed (after its blocking mode is restored) by ``aclose()``. Pass a dup of an
+    fd you need to keep (e.g. ``os.dup(0)`` for stdin).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd_holder = _FdHolder(fd)
+        self._send_guard = _Guard("another task is using this stream for send")
+        self._receive_guard = _Guard("another task is using this stream for receive")
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        with self._send_guard:
+            if self._fd_holder.closed:
+                raise ClosedResourceError("file was already closed")
+            await checkpoint()
+            length = len(data)
+            with memoryview(data) as view:
+                sent = 0
+                while sent < length:
+                    with view[sent:] as remaining:
+                        try:
+                            sent += os.write(self._fd_holder.fd, remaining)
+                        except BlockingIOError:
+                            await wait_writable(self._fd_holder.fd)
+                        except OSError as exc:
+                            if exc.errno == errno.EBADF:
+                                raise ClosedResourceError("file was already closed") from None
+                            raise BrokenResourceError from exc
+
+    async def wait_send_all_might_not_block(self) -> None:
+        with self._send_guard:
+            if self._fd_holder.closed:
+                raise ClosedResourceError("file was already closed")
+            try:
+                await wait_writable(self._fd_holder.fd)
+            except BrokenPipeError as exc:
+                raise BrokenResourceError from exc
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        with self._receive_guard:
+            if max_bytes is None:
+                max_bytes = DEFAULT_RECEIVE_SIZE
+            else:
+                if not isinstance(max_bytes, int):
+                    raise TypeError("max_bytes must be integer >= 1")
+                if max_bytes < 1:
+                    raise ValueError("max_bytes must be integer >= 1")
+            await checkpoint_if_cancelled()
+            while True:
+                try:
+                    data = os.read(self._fd_holder.fd, max_bytes)
+                except BlockingIOError:
+                    await wait_readable(self._fd_holder.fd)
+                except OSError as exc:
+                    if exc.errno == errno.EBADF:
+                        raise ClosedResourceError("file was already closed") from None
+                    raise BrokenResourceError from exc
+                else:
+                    break
+            await cancel_shielded_checkpoint()
+            return data
+
+    def close(self) -> None:
+        """Close the fd now (synchronously)."""
+        self._fd_holder.close()
+
+    async def aclose(self) -> None:
+        self.close()
+        await checkpoint()
+
+    def fileno(self) -> int:
+        """The fd, or -1 once closed."""
+        return self._fd_holder.fd
