@@ -245,13 +245,18 @@ def test_contextvars_are_copied_into_children() -> None:
 def test_task_context_is_writable() -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 
-    async def main() -> None:
+    async def main() -> str:
         task = trio.lowlevel.current_task()
-        ctx = contextvars.copy_context()
+        ctx = contextvars.Context()
+        ctx.run(var.set, "from the new context")
         task.context = ctx
         assert task.context is ctx
+        # The kernel enters task.context for each step: after the next checkpoint the
+        # task runs in the new context.
+        await trio.lowlevel.checkpoint()
+        return var.get()
 
-    trio.run(main)
+    assert trio.run(main) == "from the new context"
 
 
 def test_sniffio_reports_the_running_library() -> None:

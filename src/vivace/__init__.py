@@ -44,6 +44,16 @@ from ._highlevel_socket import (
     SocketListener as SocketListener,
     SocketStream as SocketStream,
 )
+from ._highlevel_ssl_helpers import (
+    open_ssl_over_tcp_listeners as open_ssl_over_tcp_listeners,
+    open_ssl_over_tcp_stream as open_ssl_over_tcp_stream,
+    serve_ssl_over_tcp as serve_ssl_over_tcp,
+)
+from ._ssl import (
+    NeedHandshakeError as NeedHandshakeError,
+    SSLListener as SSLListener,
+    SSLStream as SSLStream,
+)
 from ._sync import (
     CapacityLimiter as CapacityLimiter,
     CapacityLimiterStatistics as CapacityLimiterStatistics,

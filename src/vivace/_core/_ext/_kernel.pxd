@@ -35,6 +35,7 @@ cdef class KernelBase:
     cdef public bint _instr_scheduled
 
     cdef int _reschedule(self, TaskBase task, object next_send) except -1
+    cdef int _run_batch_c(self, list batch) except -1
     cdef int _step_c(self, TaskBase task) except -1
     cdef int _deliver_later_c(self, TaskBase task, object exc) except -1
     cdef int _dispatch_c(self, TaskBase task, object msg) except -1

@@ -617,12 +617,16 @@ cdef class KernelBase:
     # -- stepping --------------------------------------------------------------------
     def run_batch(self, list batch not None):
         """Step every task in *batch*, from the end of the list to the front."""
+        self._run_batch_c(batch)
+
+    cdef int _run_batch_c(self, list batch) except -1:
         while batch:
             # Run signal handlers here, where the innermost Python frame is the
             # (KI-protected) run loop, rather than at the first bytecode of a task.
             if PyErr_CheckSignals() < 0:
-                _propagate()
+                return -1
             self._step_c(_as_task(batch.pop()))
+        return 0
 
     def run_busy(self, rng_random, clock_now, deadlines, entry_queue, double until,
                  Py_ssize_t max_batches):
@@ -646,7 +650,7 @@ cdef class KernelBase:
             self.runq = []
             if rng_random() < 0.5:
                 batch.reverse()
-            self.run_batch(batch)
+            self._run_batch_c(batch)  # direct: the Python layer does not override it
             ran += 1
         return ran
 
