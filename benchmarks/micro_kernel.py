@@ -132,7 +132,10 @@ def run_engine(engine: str, n: int, runs: int) -> dict[str, float]:
         for name in WORKLOADS:  # interleaved, so drifting machine load hits all alike
             out = subprocess.run(
                 [sys.executable, __file__, "--worker", name, "--n", str(n)],
-                env=env, check=True, capture_output=True, text=True,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             data = json.loads(out.strip().splitlines()[-1])
             if data["engine"] != engine:
@@ -152,14 +155,18 @@ def main() -> None:
         return
 
     print(f"{args.n} checkpoints, median of {args.runs} processes, ns per checkpoint")
-    print(f"{'engine':<10} {'one_task':>9} {'batch100':>9} {'kernel':>8} "
-          f"{'loop':>8} {'in-run step':>12} {'python layer':>13}")
+    print(
+        f"{'engine':<10} {'one_task':>9} {'batch100':>9} {'kernel':>8} "
+        f"{'loop':>8} {'in-run step':>12} {'python layer':>13}"
+    )
     for engine in ENGINES:
         r = run_engine(engine, args.n, args.runs)
         loop = (r["one_task"] - r["batch100"]) * TASKS / (TASKS - 1)
         step = r["batch100"] - loop / TASKS
-        print(f"{engine:<10} {r['one_task']:9.0f} {r['batch100']:9.0f} {r['kernel']:8.0f} "
-              f"{loop:8.0f} {step:12.0f} {step - r['kernel']:13.0f}")
+        print(
+            f"{engine:<10} {r['one_task']:9.0f} {r['batch100']:9.0f} {r['kernel']:8.0f} "
+            f"{loop:8.0f} {step:12.0f} {step - r['kernel']:13.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,10 +39,22 @@ if _kernel_c is not None:
     TWINS.append(pytest.param(_kernel_c, id="compiled"))
 
 EXPORTS = [
-    "CANCEL_SHIELDED_CHECKPOINT", "CHECKPOINT", "RESUME_NONE", "KernelBase", "TaskBase",
-    "WaitTaskRescheduled", "PermanentlyDetachCoroutineObject", "async_yield",
-    "cancel_shielded_checkpoint", "checkpoint", "permanently_detach_coroutine_object",
-    "wait_task_rescheduled", "IDLE", "SEND", "THROW", "CHECKPOINT_RESUME",
+    "CANCEL_SHIELDED_CHECKPOINT",
+    "CHECKPOINT",
+    "RESUME_NONE",
+    "KernelBase",
+    "TaskBase",
+    "WaitTaskRescheduled",
+    "PermanentlyDetachCoroutineObject",
+    "async_yield",
+    "cancel_shielded_checkpoint",
+    "checkpoint",
+    "permanently_detach_coroutine_object",
+    "wait_task_rescheduled",
+    "IDLE",
+    "SEND",
+    "THROW",
+    "CHECKPOINT_RESUME",
 ]
 FOREIGN_MSG = (
     "vivace received unrecognized yield message 'foreign'. Are you trying to use a "
@@ -154,8 +166,11 @@ DRIVES = {
     "checkpoint_resume_none": (
         lambda K: K.checkpoint(),
         [("send", None), ("send", RN), ("send", RN)],
-        [("ok", "Checkpoint"), ("return", "None"),
-         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+        [
+            ("ok", "Checkpoint"),
+            ("return", "None"),
+            ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
+        ],
     ),
     "checkpoint_discards_value": (
         lambda K: K.checkpoint(),
@@ -165,8 +180,11 @@ DRIVES = {
     "checkpoint_raises_error": (
         lambda K: K.checkpoint(),
         [("send", None), ("send", lambda: outcome.Error(KeyError("k"))), ("send", RN)],
-        [("ok", "Checkpoint"), ("raise", "KeyError", "'k'"),
-         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+        [
+            ("ok", "Checkpoint"),
+            ("raise", "KeyError", "'k'"),
+            ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
+        ],
     ),
     "first_send_must_be_none": (
         lambda K: K.checkpoint(),
@@ -176,13 +194,18 @@ DRIVES = {
     "resume_with_non_outcome": (
         lambda K: K.checkpoint(),
         [("send", None), ("send", 7)],
-        [("ok", "Checkpoint"), ("raise", "AttributeError", "'int' object has no attribute 'unwrap'")],
+        [
+            ("ok", "Checkpoint"),
+            ("raise", "AttributeError", "'int' object has no attribute 'unwrap'"),
+        ],
     ),
     "next_twice": (
         lambda K: K.checkpoint(),
         [("next", None), ("next", None)],
-        [("ok", "Checkpoint"),
-         ("raise", "AttributeError", "'NoneType' object has no attribute 'unwrap'")],
+        [
+            ("ok", "Checkpoint"),
+            ("raise", "AttributeError", "'NoneType' object has no attribute 'unwrap'"),
+        ],
     ),
     "cancel_shielded": (
         lambda K: K.cancel_shielded_checkpoint(),
@@ -222,14 +245,19 @@ DRIVES = {
     "throw_before_start": (
         lambda K: K.checkpoint(),
         [("throw", (ValueError("a"),)), ("send", None)],
-        [("raise", "ValueError", "a"),
-         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+        [
+            ("raise", "ValueError", "a"),
+            ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
+        ],
     ),
     "throw_while_suspended_then_done": (
         lambda K: K.checkpoint(),
         [("send", None), ("throw", (ValueError("a"),)), ("throw", (ValueError("b"),))],
-        [("ok", "Checkpoint"), ("raise", "ValueError", "a"),
-         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+        [
+            ("ok", "Checkpoint"),
+            ("raise", "ValueError", "a"),
+            ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
+        ],
     ),
     "throw_class_and_value": (
         lambda K: K.checkpoint(),
@@ -238,34 +266,57 @@ DRIVES = {
     ),
     "throw_bad_arguments": (
         lambda K: K.checkpoint(),
-        [("send", None), ("throw", ()), ("throw", (5,)), ("throw", (ValueError("a"), "x")),
-         ("throw", (ValueError, None, 5)), ("send", RN)],
-        [("ok", "Checkpoint"),
-         ("raise", "TypeError", "throw expected at least 1 argument, got 0"),
-         ("raise", "TypeError",
-          "exceptions must be classes or instances deriving from BaseException, not int"),
-         ("raise", "TypeError", "instance exception may not have a separate value"),
-         ("raise", "TypeError", "throw() third argument must be a traceback object"),
-         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+        [
+            ("send", None),
+            ("throw", ()),
+            ("throw", (5,)),
+            ("throw", (ValueError("a"), "x")),
+            ("throw", (ValueError, None, 5)),
+            ("send", RN),
+        ],
+        [
+            ("ok", "Checkpoint"),
+            ("raise", "TypeError", "throw expected at least 1 argument, got 0"),
+            (
+                "raise",
+                "TypeError",
+                "exceptions must be classes or instances deriving from BaseException, not int",
+            ),
+            ("raise", "TypeError", "instance exception may not have a separate value"),
+            ("raise", "TypeError", "throw() third argument must be a traceback object"),
+            ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
+        ],
     ),
     "throw_bad_exception_before_start_leaves_it_fresh": (
         lambda K: K.checkpoint(),
         [("throw", (5,)), ("send", None), ("send", RN)],
-        [("raise", "TypeError",
-          "exceptions must be classes or instances deriving from BaseException, not int"),
-         ("ok", "Checkpoint"), ("return", "None")],
+        [
+            (
+                "raise",
+                "TypeError",
+                "exceptions must be classes or instances deriving from BaseException, not int",
+            ),
+            ("ok", "Checkpoint"),
+            ("return", "None"),
+        ],
     ),
     "close_fresh": (
         lambda K: K.checkpoint(),
         [("close", None), ("send", None), ("close", None)],
-        [("ok", "None"), ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
-         ("ok", "None")],
+        [
+            ("ok", "None"),
+            ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
+            ("ok", "None"),
+        ],
     ),
     "close_suspended": (
         lambda K: K.checkpoint(),
         [("send", None), ("close", None), ("send", RN)],
-        [("ok", "Checkpoint"), ("ok", "None"),
-         ("raise", "RuntimeError", "cannot reuse already awaited coroutine")],
+        [
+            ("ok", "Checkpoint"),
+            ("ok", "None"),
+            ("raise", "RuntimeError", "cannot reuse already awaited coroutine"),
+        ],
     ),
 }
 
@@ -396,7 +447,12 @@ def test_task_base_fields_after_init(K: types.ModuleType) -> None:
     t = MiniTask("coro", ctx, "runner", 7, True)
     assert (t.coro, t.context, t._runner, t._counter) == ("coro", ctx, "runner", 7)
     assert t._ki_protected
-    assert (t._send_mode, t._next_send, t._abort_func, t._cancel_status) == (K.IDLE, None, None, None)
+    assert (t._send_mode, t._next_send, t._abort_func, t._cancel_status) == (
+        K.IDLE,
+        None,
+        None,
+        None,
+    )
     assert (t.custom_sleep_data, t._cancel_points, t._schedule_points) == (None, 0, 0)
     t.context = contextvars.copy_context()  # writable, as trio's is
     assert type(t).__mro__[1] is K.TaskBase
@@ -408,13 +464,21 @@ def test_task_base_fields_after_init(K: types.ModuleType) -> None:
 def test_kernel_base_fields_and_hooks(K: types.ModuleType) -> None:
     k = K.KernelBase()
     assert (k.runq, k.current_task, k.main_task) == ([], None, None)
-    assert not (k.ki_pending or k.is_guest or k._instr_before_step or k._instr_after_step
-                or k._instr_scheduled)
+    assert not (
+        k.ki_pending
+        or k.is_guest
+        or k._instr_before_step
+        or k._instr_after_step
+        or k._instr_scheduled
+    )
     k.anything = 1  # the Runner keeps its state in the instance dict
     assert k.__dict__ == {"anything": 1}
     assert weakref.ref(k)() is k
-    for call in (lambda: k.task_exited(None, None), k.force_guest_tick_asap,
-                 lambda: k._call_instrument("x")):
+    for call in (
+        lambda: k.task_exited(None, None),
+        k.force_guest_tick_asap,
+        lambda: k._call_instrument("x"),
+    ):
         with pytest.raises(NotImplementedError):
             call()
 
@@ -608,11 +672,13 @@ def test_cancelled_checkpoint_raises_one_batch_later(K: types.ModuleType) -> Non
     assert t._send_mode == K.THROW and type(t._next_send) is FakeCancelled
     assert (t._schedule_points, t._cancel_points, t._cancel_status.made) == (2, 1, 1)
     assert k.instr == [
-        ("before_task_step", (t,)), ("task_scheduled", (t,)), ("after_task_step", (t,))
+        ("before_task_step", (t,)),
+        ("task_scheduled", (t,)),
+        ("after_task_step", (t,)),
     ]
     assert k.runq == [t] and k.current_task is None
     k.run_all()
-    (name, result), = k.exited
+    ((name, result),) = k.exited
     assert type(result.error) is FakeCancelled
     assert result.error.__traceback__.tb_frame.f_code is worker.__code__
 
@@ -828,7 +894,7 @@ def test_entered_context_fails_the_task(K: types.ModuleType) -> None:
     t = k.spawn("w", worker(), ctx)
     ctx.run(k.run_all)
     t.coro.close()
-    (_, result), = k.exited
+    ((_, result),) = k.exited
     assert type(result.error) is RuntimeError
     assert "is already entered" in str(result.error)
     gc.collect()

@@ -35,6 +35,8 @@ Design notes
 * A SIGINT that arrives while this C loop runs must be deferred (the loop is
   KI-protected); pending signal handlers are therefore run between task steps,
   where the innermost Python frame is the protected run loop, not user code.
+* The GIL is held throughout: every step calls into Python, so there is no nogil
+  section to gain from.
 """
 
 cimport cython
@@ -70,6 +72,7 @@ cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
     void _incref "Py_INCREF"(PyObject *) noexcept
     void _decref "Py_DECREF"(PyObject *) noexcept
+    void _xdecref "Py_XDECREF"(PyObject *) noexcept
     PyObject *PyExc_TypeError
     PyObject *PyExc_RuntimeError
     PyObject *PyExc_StopIteration
@@ -334,7 +337,6 @@ cdef class _TrapAwaitable:
         return f"<{_TRAP_NAMES[self.kind]} awaitable at {id(self):#x}>"
 
 
-
 cdef int _propagate() except -1:
     # The error indicator is already set (by a C-style helper): report failure.
     return -1
@@ -381,6 +383,7 @@ cdef PySendResult _trap_am_send(PyObject *op, PyObject *arg, PyObject **presult)
 
 cdef PyObject *_trap_send_meth(PyObject *op, PyObject *arg) noexcept:
     # `send(value)`: the method form of am_send (the SEND opcode uses it on 3.12+).
+    # noexcept + NULL return: a METH_O C function, errors reported C-style.
     cdef PyObject *res = NULL
     cdef PySendResult r = _trap_am_send(op, arg, &res)
     if r == PYGEN_NEXT:
@@ -393,7 +396,8 @@ cdef PyObject *_trap_send_meth(PyObject *op, PyObject *arg) noexcept:
 
 cdef PyObject *_trap_throw_meth(PyObject *op, PyObject *args) noexcept:
     # `throw(exc)`: the exception comes out of the await, with no frame of ours on
-    # its traceback. A finished awaitable says so instead, like a coroutine.
+    # its traceback (hence noexcept + NULL return, C-style). A finished awaitable
+    # says so instead, like a coroutine.
     cdef _TrapAwaitable aw = <_TrapAwaitable>op
     cdef PyObject *typ = NULL
     cdef PyObject *val = NULL
@@ -532,7 +536,8 @@ cdef PySendResult _resume(object coro, object ctx, object value, bint throw,
                           PyObject **presult) noexcept:
     # One step of a coroutine inside its context. NEXT/RETURN: *presult is the
     # yielded/returned value; ERROR: *presult is the exception (traceback from the
-    # coroutine's frame), already fetched. Always a new reference.
+    # coroutine's frame), already fetched. Always a new reference. noexcept: the
+    # error is data here, and letting Cython see it would add our frame to it.
     cdef PyObject *res = NULL
     cdef PySendResult r
     if PyContext_Enter(<PyObject *>ctx) < 0:
@@ -554,7 +559,7 @@ cdef PySendResult _resume(object coro, object ctx, object value, bint throw,
     if PyContext_Exit(<PyObject *>ctx) < 0:
         # Only if the coroutine left a different context entered; context.run
         # reports that error instead of the step's result, and so do we.
-        _decref(res)
+        _xdecref(res)  # the step's result is replaced by the error
         presult[0] = vv_fetch_exception()
         return PYGEN_ERROR
     presult[0] = res
@@ -685,6 +690,8 @@ cdef class KernelBase:
         coro = task.coro
         ctx = task.context
         r = _resume(coro, ctx, value, mode == _THROW, &res)
+        if res == NULL:  # only if an error vanished without being raised
+            raise SystemError("vivace kernel: a task step produced no result")
         result = _steal(res)
         # Drop what we sent (say, a Cancelled) before the Python layer runs again.
         value = None
