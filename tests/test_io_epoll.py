@@ -469,9 +469,10 @@ def test_poller_close_releases_its_fd(h: Harness) -> None:
 
 
 def test_compiled_poller_dispatch_takes_the_last_count_once() -> None:
+    # Runs on both engine passes: the twin is importable directly whichever engine the
+    # switch selected, and the build always produces it on Linux.
     cls = _compiled_twin()
-    if cls is None or _impl._NO_EXT:
-        pytest.skip("compiled twin not in use")
+    assert cls is not None, "compiled epoll poller not built; run scripts/test"
     harness = Harness(cls)
     try:
         harness.wakeup.wakeup_thread_and_signal_safe()
@@ -571,8 +572,7 @@ def _script(cls: Any) -> list[object]:
 
 def test_twins_behave_identically() -> None:
     compiled = _compiled_twin()
-    if compiled is None or _impl._NO_EXT:
-        pytest.skip("compiled twin not in use")
+    assert compiled is not None, "compiled epoll poller not built; run scripts/test"
     assert _script(compiled) == _script(_epoll_py.EpollPoller)
 
 

@@ -914,12 +914,14 @@ class FakeDeadlines:
         self.due = min(self.due, deadline)
 
 
-class FakeEntryQueue:
+class FakeQueue:
+    """Stands in for the entry queue's deque: empty until *pending_after* truth tests."""
+
     def __init__(self, pending_after: int | None = None) -> None:
         self.pending_after = pending_after
         self.calls = 0
 
-    def pending(self) -> bool:
+    def __bool__(self) -> bool:
         self.calls += 1
         return self.pending_after is not None and self.calls > self.pending_after
 
@@ -964,7 +966,7 @@ HEAPS = pytest.mark.parametrize(
 def test_run_busy_runs_until_the_queue_is_empty(K: types.ModuleType, heap_type: Any) -> None:
     k, log = _busy_kernel(K, rounds=3)
     coins = iter([0.9, 0.1, 0.9])  # < 0.5 reverses the batch
-    ran = k.run_busy(lambda: next(coins), lambda: 0.0, heap_type(), FakeEntryQueue(), 1.0, 100)
+    ran = k.run_busy(lambda: next(coins), lambda: 0.0, None, heap_type(), FakeQueue(), {}, 1.0, 100)
     assert ran == 3  # two more checkpoints each, then the exits
     assert log == [("t0", 0), ("t1", 0), ("t1", 1), ("t0", 1), ("t1", 2), ("t0", 2)]
     assert [name for name, _ in k.exited] == ["t0", "t1"] and k.runq == []
@@ -972,14 +974,14 @@ def test_run_busy_runs_until_the_queue_is_empty(K: types.ModuleType, heap_type: 
 
 def test_run_busy_stops_after_max_batches(K: types.ModuleType) -> None:
     k, log = _busy_kernel(K)
-    assert k.run_busy(lambda: 0.9, lambda: 0.0, FakeDeadlines(), FakeEntryQueue(), 1.0, 4) == 4
+    assert k.run_busy(lambda: 0.9, lambda: 0.0, None, FakeDeadlines(), FakeQueue(), {}, 1.0, 4) == 4
     assert len(log) == 2 * 5 and len(k.runq) == 2
 
 
 def test_run_busy_stops_at_until(K: types.ModuleType) -> None:
     k, _ = _busy_kernel(K)
     times = iter([0.0, 0.5, 1.0, 2.0])
-    ran = k.run_busy(lambda: 0.9, lambda: next(times), FakeDeadlines(), FakeEntryQueue(), 1.0, 100)
+    ran = k.run_busy(lambda: 0.9, lambda: next(times), None, FakeDeadlines(), FakeQueue(), {}, 1.0, 100)
     assert ran == 2 and len(k.runq) == 2
 
 
@@ -989,15 +991,36 @@ def test_run_busy_stops_when_a_deadline_is_due(K: types.ModuleType, heap_type: A
     deadlines = heap_type()
     deadlines.push(5.0, "payload")
     times = iter([1.0, 4.0, 5.0, 6.0])
-    ran = k.run_busy(lambda: 0.9, lambda: next(times), deadlines, FakeEntryQueue(), 100.0, 100)
+    ran = k.run_busy(lambda: 0.9, lambda: next(times), None, deadlines, FakeQueue(), {}, 100.0, 100)
     assert ran == 2
 
 
 def test_run_busy_stops_when_the_entry_queue_has_work(K: types.ModuleType) -> None:
     k, _ = _busy_kernel(K)
-    queue = FakeEntryQueue(pending_after=3)
-    assert k.run_busy(lambda: 0.9, lambda: 0.0, FakeDeadlines(), queue, 1.0, 100) == 3
+    queue = FakeQueue(pending_after=3)
+    assert k.run_busy(lambda: 0.9, lambda: 0.0, None, FakeDeadlines(), queue, {}, 1.0, 100) == 3
     assert queue.calls == 4
+
+
+def test_run_busy_stops_when_an_idempotent_callback_is_queued(K: types.ModuleType) -> None:
+    k, _ = _busy_kernel(K)
+    pending = {("callback", ()): None}
+    assert k.run_busy(lambda: 0.9, lambda: 0.0, None, FakeDeadlines(), FakeQueue(), pending, 1.0, 100) == 0
+
+
+def test_run_busy_reads_the_system_clock_itself_given_an_offset(K: types.ModuleType) -> None:
+    import time
+
+    def boom() -> float:
+        raise AssertionError("clock_now must not be called when an offset is given")
+
+    k, log = _busy_kernel(K, rounds=3)
+    offset = 1000.0
+    # until already passed on the offset clock: nothing runs.
+    assert k.run_busy(lambda: 0.9, boom, offset, FakeDeadlines(), FakeQueue(), {}, offset, 100) == 0
+    until = offset + time.perf_counter() + 60
+    assert k.run_busy(lambda: 0.9, boom, offset, FakeDeadlines(), FakeQueue(), {}, until, 100) == 3
+    assert k.runq == [] and len(log) == 6
 
 
 def test_run_busy_with_an_empty_queue_calls_nothing(K: types.ModuleType) -> None:
@@ -1006,4 +1029,4 @@ def test_run_busy_with_an_empty_queue_calls_nothing(K: types.ModuleType) -> None
     def boom() -> float:
         raise AssertionError("called")
 
-    assert k.run_busy(boom, boom, FakeDeadlines(), FakeEntryQueue(), 1.0, 100) == 0
+    assert k.run_busy(boom, boom, None, FakeDeadlines(), FakeQueue(), {}, 1.0, 100) == 0

@@ -43,7 +43,8 @@ class NoPublicConstructor(ABCMeta):
         raise TypeError(f"{cls.__module__}.{cls.__qualname__} has no public constructor")
 
     def _create(cls: type[T], *args: object, **kwargs: object) -> T:
-        return super().__call__(*args, **kwargs)
+        # type.__call__ is the normal construction path that our __call__ overrides.
+        return type.__call__(cls, *args, **kwargs)
 
 
 def name_asyncgen(agen: Any) -> str:

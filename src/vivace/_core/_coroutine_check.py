@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import inspect
+import types
 from typing import TYPE_CHECKING, Any
 
 import sniffio
@@ -17,6 +18,8 @@ from ._run_context import library_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+_CoroutineType = types.CoroutineType
 
 
 def _looks_foreign(value: object) -> bool:
@@ -67,6 +70,8 @@ def coroutine_or_error(
         if prev != name:
             sniffio.thread_local.name = prev
 
+    if type(coro) is _CoroutineType:
+        return coro
     if not isinstance(coro, collections.abc.Coroutine):
         if _looks_foreign(coro):
             raise TypeError(

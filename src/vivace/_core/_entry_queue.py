@@ -80,10 +80,6 @@ class EntryQueue:
     def close(self) -> None:
         self.wakeup.close()
 
-    def pending(self) -> bool:
-        # Read without the lock: a stale answer only delays the poll by one batch.
-        return bool(self.queue or self.idempotent_queue)
-
     def size(self) -> int:
         return len(self.queue) + len(self.idempotent_queue)
 

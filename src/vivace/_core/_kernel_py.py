@@ -41,6 +41,7 @@ Design notes
 from __future__ import annotations
 
 import types
+from time import perf_counter as _perf_counter
 from typing import TYPE_CHECKING, Any
 
 import outcome
@@ -256,27 +257,36 @@ class KernelBase:
         self,
         rng_random: Callable[[], float],
         clock_now: Callable[[], float],
+        clock_offset: float | None,
         deadlines: Any,
-        entry_queue: Any,
+        queue: Any,
+        idempotent_queue: Any,
         until: float,
         max_batches: int,
     ) -> int:
         """Run further batches back to back while tasks stay runnable, skipping the
         run loop's I/O poll in between; return how many ran.
 
-        Stops when the run queue empties, after *max_batches*, once ``clock_now()``
-        reaches *until*, as soon as a deadline in *deadlines* is due, or as soon as
-        ``entry_queue.pending()`` -- so the run loop still fires deadlines on time, runs
-        run_sync_soon callbacks at the next batch as trio does, and polls I/O at least
-        every *until* (the caller keeps that interval short).
+        Stops when the run queue empties, after *max_batches*, once the clock reaches
+        *until*, as soon as a deadline in *deadlines* is due, or as soon as the entry
+        queue's *queue* or *idempotent_queue* is non-empty -- so the run loop still
+        fires deadlines on time, runs run_sync_soon callbacks at the next batch as trio
+        does, and polls I/O at least every *until* (the caller keeps that short).
+
+        The clock is ``clock_now()``, or, when *clock_offset* is given (the system
+        clock), ``clock_offset + time.perf_counter()``, which the compiled twin reads
+        without a Python call.
         """
+        if clock_offset is not None:
+            offset = clock_offset
+            clock_now = lambda: offset + _perf_counter()  # noqa: E731
         ran = 0
         while self.runq and ran < max_batches:
             # Checked before each batch: an expired deadline or a queued run_sync_soon
             # callback needs the run loop (expiry processing, the wakeup-fd poll) before
             # any task runs again.
             now = clock_now()
-            if now >= until or deadlines.peek_deadline() <= now or entry_queue.pending():
+            if now >= until or deadlines.peek_deadline() <= now or queue or idempotent_queue:
                 break
             batch = self.runq
             self.runq = []

@@ -238,7 +238,7 @@ class Nursery(metaclass=NoPublicConstructor):
         if self._closed and not hasattr(self, "_pending_excs"):
             # Abandoned by a misnested exit that already reported; nothing to collect.
             return
-        if isinstance(result, outcome.Error):
+        if type(result) is not outcome.Value and isinstance(result, outcome.Error):
             self._add_exc(
                 result.error,
                 CancelReason(

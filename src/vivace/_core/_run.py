@@ -382,13 +382,15 @@ def unrolled_run(
                 and "before_io_wait" not in instruments
                 and "after_io_wait" not in instruments
             ):
-                now = clock.current_time()
+                entry_queue = runner.entry_queue
                 runner.run_busy(
                     _r.random,
                     clock.current_time,
+                    clock.offset if type(clock) is SystemClock else None,
                     deadlines,
-                    runner.entry_queue,
-                    now + _BUSY_SLICE,
+                    entry_queue.queue,
+                    entry_queue.idempotent_queue,
+                    clock.current_time() + _BUSY_SLICE,
                     _BUSY_BATCHES,
                 )
     except GeneratorExit:

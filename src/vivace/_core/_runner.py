@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import functools
 import itertools
+import types
 from math import inf
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from ._exceptions import TrioInternalError
 from ._impl import DeadlineHeap, KernelBase, wait_task_rescheduled
 from ._instrumentation import Instruments
 from ._nursery import open_nursery
+from ._parking_lot import GLOBAL_PARKING_LOT_BREAKER, break_lots_of
 from ._task import Task
 from ._traps import Abort
 
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from .._abc import Clock, Instrument
+
+_CoroutineType = types.CoroutineType
+_copy_context = contextvars.copy_context
+_type_call = type.__call__
 
 
 @final
@@ -71,6 +76,8 @@ class Runner(KernelBase):
     ) -> None:
         super().__init__()
         self.clock = clock
+        self._instr_spawned = False
+        self._instr_exited = False
         self.instruments = Instruments((), self._refresh_instrument_flags)
         self.io_manager = io_manager
         self.ki_manager = ki_manager
@@ -98,6 +105,8 @@ class Runner(KernelBase):
         self._instr_before_step = "before_task_step" in instruments
         self._instr_after_step = "after_task_step" in instruments
         self._instr_scheduled = "task_scheduled" in instruments
+        self._instr_spawned = "task_spawned" in instruments
+        self._instr_exited = "task_exited" in instruments
 
     def _call_instrument(self, hook: str, *args: object) -> None:
         self.instruments.call(hook, *args)
@@ -148,20 +157,10 @@ class Runner(KernelBase):
         if nursery is None and self.init_task is not None:
             raise TrioInternalError("only the root task may be spawned without a nursery")
         if context is None:
-            context = self.system_context.copy() if system_task else contextvars.copy_context()
+            context = self.system_context.copy() if system_task else _copy_context()
         coro = context.run(coroutine_or_error, async_fn, *args)
 
-        if name is None:
-            name = async_fn
-        if isinstance(name, functools.partial):
-            name = name.func
-        if not isinstance(name, str):
-            try:
-                name = f"{name.__module__}.{name.__qualname__}"  # type: ignore[attr-defined]
-            except AttributeError:
-                name = repr(name)
-
-        if getattr(coro, "cr_frame", None) is None:
+        if type(coro) is not _CoroutineType or coro.cr_frame is None:
             # Not a native coroutine (e.g. a Cython one or a custom Coroutine): give the
             # task a real coroutine frame so KI protection and stack walks work.
             async def python_wrapper(orig_coro: Awaitable[object]) -> object:
@@ -169,11 +168,14 @@ class Runner(KernelBase):
 
             coro = python_wrapper(coro)
 
-        task = Task._create(
+        # type.__call__ directly: Task's metaclass refuses public construction.
+        task = _type_call(
+            Task,
             coro=coro,
             parent_nursery=nursery,
             runner=self,
-            name=name,
+            # The display name is computed on first use (see Task.name).
+            name=async_fn if name is None else name,
             context=context,
             counter=next(self._task_counter),
             ki_protected=system_task,
@@ -181,8 +183,12 @@ class Runner(KernelBase):
         self.tasks.add(task)
         if nursery is not None:
             nursery._children.add(task)
-            task._activate_cancel_status(nursery._cancel_status)
-        if "task_spawned" in self.instruments:
+            status = nursery._cancel_status
+            task._cancel_status = status
+            status._tasks.add(task)
+            if status.effectively_cancelled:
+                task._attempt_delivery_of_any_pending_cancel()
+        if self._instr_spawned:
             self.instruments.call("task_spawned", task)
         # The first step sends None into the fresh coroutine.
         self.reschedule(task, None)
@@ -202,9 +208,8 @@ class Runner(KernelBase):
                     )
                 )
                 nursery._closed = True
-        from ._parking_lot import break_lots_of
-
-        break_lots_of(task)
+        if GLOBAL_PARKING_LOT_BREAKER:
+            break_lots_of(task)
         status = task._cancel_status
         if (
             status is not None and status.abandoned_by_misnesting and status.parent is None
@@ -217,7 +222,9 @@ class Runner(KernelBase):
             if isinstance(result, outcome.Error):
                 new_exc.__context__ = result.error
             result = outcome.Error(new_exc)
-        task._activate_cancel_status(None)
+        if status is not None:
+            status._tasks.discard(task)
+            task._cancel_status = None
         self.tasks.remove(task)
         if task is self.init_task:
             # The root task never fails on its own; if it did, the run is broken.
@@ -229,7 +236,7 @@ class Runner(KernelBase):
                 self.main_task_outcome = result
                 result = outcome.Value(None)
             task._parent_nursery._child_finished(task, result)
-        if "task_exited" in self.instruments:
+        if self._instr_exited:
             self.instruments.call("task_exited", task)
 
     def spawn_system_task(

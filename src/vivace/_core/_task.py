@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,17 @@ if TYPE_CHECKING:
     from ._nursery import Nursery
 
 
+def _display_name(source: object) -> str:
+    if isinstance(source, functools.partial):
+        source = source.func
+    if isinstance(source, str):
+        return source
+    try:
+        return f"{source.__module__}.{source.__qualname__}"  # type: ignore[attr-defined]
+    except AttributeError:
+        return repr(source)
+
+
 @final
 class Task(TaskBase, metaclass=NoPublicConstructor):
     """A running task. Get one from ``current_task()``, ``Nursery.child_tasks`` or the
@@ -27,8 +39,8 @@ class Task(TaskBase, metaclass=NoPublicConstructor):
     __slots__ = (
         "_child_nurseries",
         "_eventual_parent_nursery",
+        "_name",
         "_parent_nursery",
-        "name",
     )
 
     def __init__(
@@ -37,19 +49,35 @@ class Task(TaskBase, metaclass=NoPublicConstructor):
         coro: Any,
         parent_nursery: Nursery | None,
         runner: Any,
-        name: str,
+        name: object,
         context: Any,
         counter: int,
         ki_protected: bool,
     ) -> None:
         super().__init__(coro, context, runner, counter, ki_protected)
         self._parent_nursery = parent_nursery
-        self.name = name
+        # A str, or the spawned callable whose qualified name becomes the name on first
+        # use: most tasks are never named, so spawning skips the formatting.
+        self._name: object = name
         self._child_nurseries: list[Nursery] = []
         self._eventual_parent_nursery: Nursery | None = None
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} at {id(self):#x}>"
+
+    @property
+    def name(self) -> str:
+        """The task's name: given to ``start_soon``/``start``, else the qualified name
+        of the spawned function."""
+        name = self._name
+        if type(name) is not str:
+            name = _display_name(name)
+            self._name = name
+        return name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._name = value
 
     @property
     def parent_nursery(self) -> Nursery | None:
