@@ -99,7 +99,12 @@ class CancelStatus:
         self._tasks: set[Any] = set()
         self.abandoned_by_misnesting = False
         if parent is not None:
-            self.parent = parent
+            # Inline of the parent setter: a fresh status has no old parent, and only
+            # needs recalculating if it starts out cancelled.
+            self._parent = parent
+            parent._children.add(self)
+            if scope._cancel_called or (parent.effectively_cancelled and not scope._shield):
+                self.recalculate()
 
     @property
     def parent(self) -> CancelStatus | None:
@@ -130,7 +135,10 @@ class CancelStatus:
         return False
 
     def close(self) -> None:
-        self.parent = None
+        parent = self._parent
+        if parent is not None:
+            parent._children.discard(self)
+            self._parent = None
         if self._tasks or self._children:
             # Exited while tasks or nested scopes still point here: misnesting. Cancel
             # everything below so the damage surfaces instead of hanging.
@@ -288,9 +296,16 @@ class CancelScope:
                 now = runner.clock.current_time()
             if now >= self._deadline:
                 self._cancel(CancelReason(source="deadline"))
-        status = CancelStatus(self, task._cancel_status)
+        parent = task._cancel_status
+        status = CancelStatus(self, parent)
         self._cancel_status = status
-        task._activate_cancel_status(status)
+        # Inline of task._activate_cancel_status(status).
+        if parent is not None:
+            parent._tasks.discard(task)
+        task._cancel_status = status
+        status._tasks.add(task)
+        if status.effectively_cancelled:
+            task._attempt_delivery_of_any_pending_cancel()
         if self._deadline != inf and not self._cancel_called:
             self._update_deadline_registration()
         return self
@@ -326,7 +341,14 @@ class CancelScope:
                 exc = new_exc
                 task._activate_cancel_status(status._parent)
         else:
-            task._activate_cancel_status(status._parent)
+            # Inline of task._activate_cancel_status(status._parent).
+            status._tasks.discard(task)
+            outer = status._parent
+            task._cancel_status = outer
+            if outer is not None:
+                outer._tasks.add(task)
+                if outer.effectively_cancelled:
+                    task._attempt_delivery_of_any_pending_cancel()
         if (
             exc is not None
             and status.effectively_cancelled
