@@ -307,7 +307,11 @@ class CancelScope:
         if status.effectively_cancelled:
             task._attempt_delivery_of_any_pending_cancel()
         if self._deadline != inf and not self._cancel_called:
-            self._update_deadline_registration()
+            if runner.is_guest:
+                self._update_deadline_registration()
+            else:
+                # Common case inlined: a fresh entry in the heap.
+                self._heap_handle = runner.deadlines.push(self._deadline, self)
         return self
 
     def _close(self, exc: BaseException | None) -> BaseException | None:
@@ -364,8 +368,13 @@ class CancelScope:
                 exc = _collapse(rest) if rest is not None else None
         status.close()
         self._cancel_status = None
-        if self._heap_handle is not None:
-            self._update_deadline_registration()
+        handle = self._heap_handle
+        if handle is not None:
+            if self._runner.is_guest:
+                self._update_deadline_registration()
+            else:
+                self._heap_handle = None
+                self._runner.deadlines.remove(handle)
         return exc
 
     def __exit__(
