@@ -1,62 +1,79 @@
 """The core surface: the only module the API layer imports from ``vivace._core``."""
 
-from ._cancel import CancelScope
-from ._entry_queue import TrioToken
+from ._cancel import CancelScope as CancelScope
+from ._entry_queue import TrioToken as TrioToken
 from ._exceptions import (
-    BrokenResourceError,
-    BusyResourceError,
-    Cancelled,
-    ClosedResourceError,
-    EndOfChannel,
-    RunFinishedError,
-    TrioInternalError,
-    WouldBlock,
+    BrokenResourceError as BrokenResourceError,
+    BusyResourceError as BusyResourceError,
+    Cancelled as Cancelled,
+    ClosedResourceError as ClosedResourceError,
+    EndOfChannel as EndOfChannel,
+    RunFinishedError as RunFinishedError,
+    TrioInternalError as TrioInternalError,
+    WouldBlock as WouldBlock,
 )
-from ._impl import ENGINE, cancel_shielded_checkpoint, checkpoint, wait_task_rescheduled
-from ._ki import currently_ki_protected, disable_ki_protection, enable_ki_protection
-from ._local import RunVar, RunVarToken
-from ._mock_clock import MockClock
-from ._nursery import TASK_STATUS_IGNORED, Nursery, TaskStatus, open_nursery
+from ._impl import (
+    ENGINE as ENGINE,
+    cancel_shielded_checkpoint as cancel_shielded_checkpoint,
+    checkpoint as checkpoint,
+    wait_task_rescheduled as wait_task_rescheduled,
+)
+from ._ki import (
+    currently_ki_protected as currently_ki_protected,
+    disable_ki_protection as disable_ki_protection,
+    enable_ki_protection as enable_ki_protection,
+)
+from ._local import RunVar as RunVar, RunVarToken as RunVarToken
+from ._mock_clock import MockClock as MockClock
+from ._nursery import (
+    TASK_STATUS_IGNORED as TASK_STATUS_IGNORED,
+    Nursery as Nursery,
+    TaskStatus as TaskStatus,
+    open_nursery as open_nursery,
+)
 from ._parking_lot import (
-    ParkingLot,
-    ParkingLotStatistics,
-    add_parking_lot_breaker,
-    remove_parking_lot_breaker,
+    ParkingLot as ParkingLot,
+    ParkingLotStatistics as ParkingLotStatistics,
+    add_parking_lot_breaker as add_parking_lot_breaker,
+    remove_parking_lot_breaker as remove_parking_lot_breaker,
 )
 from ._run import (
-    add_instrument,
-    checkpoint_if_cancelled,
-    current_clock,
-    current_effective_deadline,
-    current_root_task,
-    current_statistics,
-    current_task,
-    current_time,
-    current_trio_token,
-    in_trio_run,
-    in_trio_task,
-    notify_closing,
-    remove_instrument,
-    reschedule,
-    run,
-    spawn_system_task,
-    start_guest_run,
-    wait_all_tasks_blocked,
-    wait_readable,
-    wait_writable,
+    add_instrument as add_instrument,
+    checkpoint_if_cancelled as checkpoint_if_cancelled,
+    current_clock as current_clock,
+    current_effective_deadline as current_effective_deadline,
+    current_root_task as current_root_task,
+    current_statistics as current_statistics,
+    current_task as current_task,
+    current_time as current_time,
+    current_trio_token as current_trio_token,
+    in_trio_run as in_trio_run,
+    in_trio_task as in_trio_task,
+    notify_closing as notify_closing,
+    remove_instrument as remove_instrument,
+    reschedule as reschedule,
+    run as run,
+    spawn_system_task as spawn_system_task,
+    start_guest_run as start_guest_run,
+    wait_all_tasks_blocked as wait_all_tasks_blocked,
+    wait_readable as wait_readable,
+    wait_writable as wait_writable,
 )
-from ._runner import RunStatistics
-from ._task import Task
-from ._thread_cache import start_thread_soon
-from ._timers import sleep_until
+from ._runner import RunStatistics as RunStatistics
+from ._task import Task as Task
+from ._thread_cache import start_thread_soon as start_thread_soon
+from ._timers import sleep_until as sleep_until
 from ._traps import (
-    Abort,
-    RaiseCancelT,
-    permanently_detach_coroutine_object,
-    reattach_detached_coroutine_object,
-    temporarily_detach_coroutine_object,
+    Abort as Abort,
+    RaiseCancelT as RaiseCancelT,
+    permanently_detach_coroutine_object as permanently_detach_coroutine_object,
+    reattach_detached_coroutine_object as reattach_detached_coroutine_object,
+    temporarily_detach_coroutine_object as temporarily_detach_coroutine_object,
 )
-from ._unbounded_queue import UnboundedQueue, UnboundedQueueStatistics
+from ._unbounded_queue import (
+    UnboundedQueue as UnboundedQueue,
+    UnboundedQueueStatistics as UnboundedQueueStatistics,
+)
 
 __all__ = [
     "ENGINE",

@@ -111,13 +111,14 @@ class CancelStatus:
         return self._parent
 
     @parent.setter
-    def parent(self, parent: CancelStatus | None) -> None:
-        if self._parent is not None:
-            self._parent._children.discard(self)
-        self._parent = parent
-        if parent is not None:
-            parent._children.add(self)
-            self.recalculate()
+    def parent(self, new_parent: CancelStatus | None) -> None:
+        old_parent, self._parent = self._parent, new_parent
+        if old_parent is not None:
+            old_parent._children.discard(self)
+        if new_parent is None:
+            return
+        new_parent._children.add(self)
+        self.recalculate()
 
     @property
     def children(self) -> frozenset[CancelStatus]:
@@ -208,13 +209,6 @@ def _current_task() -> Any:
     return task
 
 
-def _current_runner() -> Any:
-    try:
-        return GLOBAL_RUN_CONTEXT.runner
-    except AttributeError:
-        raise RuntimeError("must be called from async context") from None
-
-
 def _reraise_with_context(exc: BaseException) -> None:
     """Raise *exc* from an __exit__ without the raise clobbering its __context__."""
     old_context = exc.__context__
@@ -225,6 +219,10 @@ def _reraise_with_context(exc: BaseException) -> None:
         if value is not None:
             value.__context__ = old_context
         del value, exc
+
+
+_NO_ABSOLUTE = "Unentered relative cancel scope does not have an absolute deadline."
+_NO_RELATIVE = "Unentered non-relative cancel scope does not have a relative deadline"
 
 
 @final
@@ -379,43 +377,37 @@ class CancelScope:
 
     def __exit__(
         self,
-        etype: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
     ) -> bool:
-        remaining = self._close(exc)
-        if remaining is None:
-            return True
-        if remaining is exc:
-            return False
-        try:
-            _reraise_with_context(remaining)
-        finally:
-            # This frame ends up in remaining's traceback: drop our references to the
-            # exceptions so that no cycle frame -> exception -> traceback -> frame forms.
-            del remaining, exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        leftover = self._close(exc_value)
+        if leftover is None:
+            return True  # nothing raised, or only our own Cancelled: swallow it
+        if leftover is not exc_value:
+            try:
+                _reraise_with_context(leftover)
+            finally:
+                # This frame ends up in leftover's traceback: dropping our references
+                # avoids a frame -> exception -> traceback -> frame cycle.
+                del leftover, exc_value
+        return False
 
     def __repr__(self) -> str:
         if self._cancel_status is not None:
-            binding = "active"
-        elif self._has_been_entered:
-            binding = "exited"
+            where = "active"
         else:
-            binding = "unbound"
+            where = "exited" if self._has_been_entered else "unbound"
+        detail = ""
         if self._cancel_called:
-            state = ", cancelled"
-        elif self._deadline == inf:
-            state = ""
-        else:
-            try:
-                now = _current_runner().clock.current_time()
-            except RuntimeError:
-                state = ""
-            else:
-                when = "from now" if self._deadline >= now else "ago"
-                state = f", deadline is {abs(self._deadline - now):.2f} seconds {when}"
-        return f"<trio.CancelScope at {id(self):#x}, {binding}{state}>"
+            detail = ", cancelled"
+        elif self._deadline != inf:
+            runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
+            if runner is not None:
+                delta = self._deadline - runner.clock.current_time()
+                relation = "from now" if delta >= 0 else "ago"
+                detail = f", deadline is {abs(delta):.2f} seconds {relation}"
+        return f"<trio.CancelScope at {id(self):#x}, {where}{detail}>"
 
     # -- deadline bookkeeping --------------------------------------------------------
     def _update_deadline_registration(self) -> None:
@@ -450,51 +442,45 @@ class CancelScope:
     @property
     def deadline(self) -> float:
         """Absolute time (on the run's clock) at which the scope cancels itself."""
-        if self._relative_deadline != inf:
-            raise RuntimeError(
-                "Unentered relative cancel scope does not have an absolute deadline."
-            )
-        return self._deadline
+        if self._relative_deadline == inf:
+            return self._deadline
+        raise RuntimeError(_NO_ABSOLUTE)
 
     @deadline.setter
     def deadline(self, new_deadline: float) -> None:
-        if isnan(new_deadline):
+        value = float(new_deadline)
+        if isnan(value):
             raise ValueError("deadline must not be NaN")
         if self._relative_deadline != inf:
-            raise RuntimeError(
-                "Unentered relative cancel scope does not have an absolute deadline."
-            )
-        self._deadline = float(new_deadline)
+            raise RuntimeError(_NO_ABSOLUTE)
+        self._deadline = value
         if self._cancel_status is not None:
             self._update_deadline_registration()
 
     @property
     def relative_deadline(self) -> float:
         """Deadline relative to now (after entering) or to the moment of entering."""
-        if self._has_been_entered:
-            return self._deadline - self._runner.clock.current_time()
-        if self._deadline != inf:
-            raise RuntimeError(
-                "Unentered non-relative cancel scope does not have a relative deadline"
-            )
-        return self._relative_deadline
+        if not self._has_been_entered:
+            if self._deadline == inf:
+                return self._relative_deadline
+            raise RuntimeError(_NO_RELATIVE)
+        return self._deadline - self._runner.clock.current_time()
 
     @relative_deadline.setter
     def relative_deadline(self, new_relative_deadline: float) -> None:
-        if isnan(new_relative_deadline):
+        seconds = float(new_relative_deadline)
+        if isnan(seconds):
             raise ValueError("relative deadline must not be NaN")
-        if new_relative_deadline < 0:
+        if seconds < 0:
             raise ValueError("relative deadline must be non-negative")
-        if self._has_been_entered:
-            self._deadline = self._runner.clock.current_time() + float(new_relative_deadline)
-            if self._cancel_status is not None:
-                self._update_deadline_registration()
-        elif self._deadline != inf:
-            raise RuntimeError(
-                "Unentered non-relative cancel scope does not have a relative deadline"
-            )
-        else:
-            self._relative_deadline = float(new_relative_deadline)
+        if not self._has_been_entered:
+            if self._deadline != inf:
+                raise RuntimeError(_NO_RELATIVE)
+            self._relative_deadline = seconds
+            return
+        self._deadline = self._runner.clock.current_time() + seconds
+        if self._cancel_status is not None:
+            self._update_deadline_registration()
 
     @property
     def is_relative(self) -> bool | None:
@@ -554,28 +540,20 @@ class CancelScope:
         return self._cancel_called
 
 
-def _collapse(excgroup: BaseExceptionGroup[BaseException]) -> BaseException:
-    """Unwrap a group whose only content is a single nested group from a nursery split."""
-    exceptions = list(excgroup.exceptions)
-    changed = False
-    for i, exc in enumerate(exceptions):
-        if isinstance(exc, BaseExceptionGroup):
-            new = _collapse(exc)
-            if new is not exc:
-                changed = True
-                exceptions[i] = new
-    if (
-        len(exceptions) == 1
-        and isinstance(excgroup, BaseExceptionGroup)
-        and NONSTRICT_EXCEPTIONGROUP_NOTE in getattr(excgroup, "__notes__", ())
-    ):
-        exceptions[0].__traceback__ = _concat_tb(
-            excgroup.__traceback__, exceptions[0].__traceback__
-        )
-        return exceptions[0]
-    if changed:
-        return excgroup.derive(exceptions)
-    return excgroup
+def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Replace loose (non-strict) single-member groups, at any depth, by their member."""
+    members = [
+        _collapse(member) if isinstance(member, BaseExceptionGroup) else member
+        for member in group.exceptions
+    ]
+    loose = NONSTRICT_EXCEPTIONGROUP_NOTE in getattr(group, "__notes__", ())
+    if loose and len(members) == 1:
+        (only,) = members
+        only.__traceback__ = _concat_tb(group.__traceback__, only.__traceback__)
+        return only
+    if any(new is not old for new, old in zip(members, group.exceptions)):
+        return group.derive(members)
+    return group
 
 
 def _concat_tb(head: Any, tail: Any) -> Any:

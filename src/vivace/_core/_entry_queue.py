@@ -58,24 +58,30 @@ class EntryQueue:
                         raise
                     nursery.start_soon(kill_everything, exc)
 
-        def run_all_bounded() -> None:
-            for _ in range(len(self.queue)):
-                run_cb(self.queue.popleft())
-            for job in list(self.idempotent_queue):
-                del self.idempotent_queue[job]
+        def drain_one_round() -> None:
+            # Only what is queued now: callbacks queued by these callbacks wait for the
+            # next round, after a checkpoint, so a self-requeuing callback cannot starve
+            # the other tasks.
+            queue = self.queue
+            for _ in range(len(queue)):
+                run_cb(queue.popleft())
+            pending = list(self.idempotent_queue)
+            for job in pending:
+                self.idempotent_queue.pop(job)
                 run_cb(job)
 
         try:
             while True:
-                run_all_bounded()
-                if not self.queue and not self.idempotent_queue:
-                    await self.wakeup.wait_woken()
-                else:
+                drain_one_round()
+                if self.queue or self.idempotent_queue:
                     await checkpoint()
+                else:
+                    await self.wakeup.wait_woken()
         except Cancelled:
+            # Shutdown: refuse new callbacks, then run the ones already accepted.
             with self.lock:
                 self.done = True
-            run_all_bounded()
+            drain_one_round()
 
     def close(self) -> None:
         self.wakeup.close()

@@ -75,16 +75,12 @@ class Cancelled(BaseException, metaclass=NoPublicConstructor):
             f"reason={self.reason!r})"
         )
 
-    def __reduce__(self) -> tuple[Callable[[], Cancelled], tuple[()]]:
-        return (
-            partial(
-                Cancelled._create,
-                source=self.source,
-                source_task=self.source_task,
-                reason=self.reason,
-            ),
-            (),
+    def __reduce__(self) -> tuple[Callable[..., Cancelled], tuple[()], None, None, None]:
+        # Pickle through _create: the public constructor refuses to run.
+        rebuild = partial(
+            Cancelled._create, source=self.source, source_task=self.source_task, reason=self.reason
         )
+        return (rebuild, (), None, None, None)
 
     if TYPE_CHECKING:
 
@@ -92,9 +88,9 @@ class Cancelled(BaseException, metaclass=NoPublicConstructor):
         def _create(
             cls,
             *,
-            source: CancelReasonLiteral = "unknown",
-            source_task: str | None = None,
-            reason: str | None = None,
+            source: CancelReasonLiteral = ...,
+            source_task: str | None = ...,
+            reason: str | None = ...,
         ) -> Self: ...
 
 

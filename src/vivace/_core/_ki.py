@@ -142,17 +142,16 @@ class KIManager:
             # The user installed their own handler; leave it alone.
             return
 
-        def handler(signum: int, frame: types.FrameType | None) -> None:
-            if restrict_to_checkpoints or ki_protection_enabled(frame):
-                deliver_cb()
-            else:
+        def on_sigint(signum: int, frame: types.FrameType | None) -> None:
+            if not restrict_to_checkpoints and not ki_protection_enabled(frame):
                 raise KeyboardInterrupt
+            deliver_cb()
 
-        self.handler = handler
-        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGINT, on_sigint)
+        self.handler = on_sigint
 
     def close(self) -> None:
-        if self.handler is not None:
-            if signal.getsignal(signal.SIGINT) is self.handler:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-            self.handler = None
+        installed, self.handler = self.handler, None
+        # Restore the default only if nobody replaced our handler meanwhile.
+        if installed is not None and signal.getsignal(signal.SIGINT) is installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -21,21 +21,22 @@ class MockClock(Clock):
     ``wait_all_tasks_blocked`` waiters take priority over autojumping.
     """
 
-    __slots__ = ("_autojump_threshold", "_rate", "_real_base", "_real_clock", "_virtual_base")
+    __slots__ = ("_anchor_real", "_anchor_virtual", "_autojump_threshold", "_rate", "_real_clock")
 
     def __init__(self, rate: float = 0.0, autojump_threshold: float = inf) -> None:
-        # Virtual time was _virtual_base when the real clock read _real_base; since then
-        # it has advanced at _rate virtual seconds per real second.
-        self._real_base = 0.0
-        self._virtual_base = 0.0
-        self._rate = 0.0
+        # Time is piecewise linear: since the real clock read _anchor_real, virtual time
+        # has run at _rate from _anchor_virtual. Changing the rate moves the anchor.
         self._real_clock = time.perf_counter
+        self._anchor_real = 0.0
+        self._anchor_virtual = 0.0
+        self._rate = 0.0
         self._autojump_threshold = inf
         self.rate = rate
         self.autojump_threshold = autojump_threshold
 
     def __repr__(self) -> str:
-        return f"<MockClock, time={self.current_time():.7f}, rate={self._rate} @ {id(self):#x}>"
+        now = self.current_time()
+        return f"<MockClock, time={now:.7f}, rate={self._rate} @ {id(self):#x}>"
 
     @property
     def rate(self) -> float:
@@ -43,12 +44,12 @@ class MockClock(Clock):
 
     @rate.setter
     def rate(self, new_rate: float) -> None:
-        if new_rate < 0:
+        rate = float(new_rate)
+        if not rate >= 0:
             raise ValueError("rate must be >= 0")
-        real = self._real_clock()
-        self._virtual_base = self._real_to_virtual(real)
-        self._real_base = real
-        self._rate = float(new_rate)
+        real_now = self._real_clock()
+        self._anchor_virtual, self._anchor_real = self._virtual_at(real_now), real_now
+        self._rate = rate
 
     @property
     def autojump_threshold(self) -> float:
@@ -75,25 +76,24 @@ class MockClock(Clock):
         if 0 < jump < inf:
             self.jump(jump)
 
-    def _real_to_virtual(self, real: float) -> float:
-        return self._virtual_base + self._rate * (real - self._real_base)
+    def _virtual_at(self, real: float) -> float:
+        return self._anchor_virtual + (real - self._anchor_real) * self._rate
 
     def start_clock(self) -> None:
         self._resync_autojump_threshold()
 
     def current_time(self) -> float:
-        return self._real_to_virtual(self._real_clock())
+        return self._virtual_at(self._real_clock())
 
     def deadline_to_sleep_time(self, deadline: float) -> float:
-        virtual_timeout = deadline - self.current_time()
-        if virtual_timeout <= 0:
+        remaining = deadline - self.current_time()
+        if remaining <= 0:
             return 0
-        if self._rate > 0:
-            return virtual_timeout / self._rate
-        return 999999999
+        # A stopped clock never reaches the deadline by itself: "practically forever".
+        return remaining / self._rate if self._rate > 0 else 999999999
 
     def jump(self, seconds: float) -> None:
         """Move the clock forward by *seconds* (ValueError if negative)."""
         if seconds < 0:
             raise ValueError("time can't go backwards")
-        self._virtual_base += seconds
+        self._anchor_virtual += seconds

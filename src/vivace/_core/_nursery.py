@@ -267,46 +267,44 @@ class Nursery(metaclass=NoPublicConstructor):
         self._nested_child_running = False
         self._check_nursery_closed()
 
-        if not self._closed:
-
-            def aborted(raise_cancel: Callable[[], Any]) -> Abort:
-                # Cancellation reaches the children through our scope; we keep waiting.
-                # A KeyboardInterrupt, though, must not be lost.
-                exn = outcome.capture(raise_cancel).error
-                if not isinstance(exn, Cancelled):
-                    self._add_exc(
-                        exn,
-                        CancelReason(
-                            source="KeyboardInterrupt", source_task=repr(self._parent_task)
-                        ),
-                    )
-                del exn
-                return Abort.FAILED
-
-            self._parent_waiting_in_aexit = True
-            await wait_task_rescheduled(aborted)
-        else:
+        if self._closed:
+            # Nothing to wait for, but leaving is still a schedule point.
             try:
                 await cancel_shielded_checkpoint()
             except BaseException as exc:
                 self._add_exc(exc, reason=None)
+        else:
+            self._parent_waiting_in_aexit = True
+            await wait_task_rescheduled(self._refuse_abort)
 
-        popped = self._parent_task._child_nurseries.pop()
-        if popped is not self:
+        if self._parent_task._child_nurseries.pop() is not self:
             # trio reports this as an AssertionError; keep the type users see.
             raise AssertionError("Nursery misnesting detected!")
-        if self._pending_excs:
-            try:
-                if not self._strict_exception_groups and len(self._pending_excs) == 1:
-                    return self._pending_excs[0]
-                group = BaseExceptionGroup("Exceptions from Trio nursery", self._pending_excs)
-                if not self._strict_exception_groups:
-                    group.add_note(NONSTRICT_EXCEPTIONGROUP_NOTE)
-                return group
-            finally:
-                # Break the cycle frame -> nursery -> exceptions -> tracebacks -> frame.
-                del self._pending_excs
-        return None
+        errors = self._pending_excs
+        # Dropping the list breaks the cycle frame -> nursery -> errors -> traceback.
+        del self._pending_excs
+        if not errors:
+            return None
+        if self._strict_exception_groups:
+            return BaseExceptionGroup("Exceptions from Trio nursery", errors)
+        if len(errors) == 1:
+            return errors[0]
+        loose = BaseExceptionGroup("Exceptions from Trio nursery", errors)
+        loose.add_note(NONSTRICT_EXCEPTIONGROUP_NOTE)
+        return loose
+
+    def _refuse_abort(self, raise_cancel: Callable[[], Any]) -> Abort:
+        # The parent waits in __aexit__ until the last child leaves; a cancellation
+        # reaches the children through the nursery's scope, so the wait itself is never
+        # aborted. A KeyboardInterrupt delivered here must still not be lost.
+        error = outcome.capture(raise_cancel).error
+        if not isinstance(error, Cancelled):
+            self._add_exc(
+                error,
+                CancelReason(source="KeyboardInterrupt", source_task=repr(self._parent_task)),
+            )
+        del error
+        return Abort.FAILED
 
     def start_soon(
         self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None

@@ -86,15 +86,16 @@ def setup_runner(
     restrict_keyboard_interrupt_to_checkpoints: bool,
     strict_exception_groups: bool,
 ) -> Runner:
-    if in_trio_run():
+    if hasattr(GLOBAL_RUN_CONTEXT, "runner"):
+        # Nested runs in one thread would share GLOBAL_RUN_CONTEXT; refuse them.
         raise RuntimeError("Attempted to call run() from inside a run()")
-    if clock is None:
-        clock = SystemClock()
-    elif not isinstance(clock, Clock):
+    if clock is not None and not isinstance(clock, Clock):
         raise TypeError(
             f"clock must be a vivace.abc.Clock (e.g. vivace.testing.MockClock()), "
             f"not {clock!r}"
         )
+    if clock is None:
+        clock = SystemClock()
     instruments = tuple(instruments)
     ki_manager = KIManager()
     runner = Runner(
@@ -304,14 +305,7 @@ def unrolled_run(
 ) -> Generator[float, Any, None]:
     __tracebackhide__ = True
     try:
-        if not host_uses_signal_set_wakeup_fd:
-            runner.entry_queue.wakeup.wakeup_on_signals()
-        if "before_run" in runner.instruments:
-            runner.instruments.call("before_run")
-        runner.clock.start_clock()
-        runner.init_task = runner.spawn_impl(
-            runner.init, (async_fn, args), None, "<init>", system_task=True
-        )
+        _begin(runner, async_fn, args, watch_signals=not host_uses_signal_set_wakeup_fd)
         clock = runner.clock
         deadlines = runner.deadlines
         io_manager = runner.io_manager
@@ -413,6 +407,25 @@ def unrolled_run(
             if isinstance(runner.main_task_outcome, outcome.Error):
                 ki.__context__ = runner.main_task_outcome.error
             runner.main_task_outcome = outcome.Error(ki)
+
+
+def _begin(
+    runner: Runner,
+    async_fn: Callable[..., Awaitable[object]],
+    args: tuple[Any, ...],
+    *,
+    watch_signals: bool,
+) -> None:
+    # Signals must wake the I/O wait unless the host loop already arranged that.
+    if watch_signals:
+        runner.entry_queue.wakeup.wakeup_on_signals()
+    instruments = runner.instruments
+    if "before_run" in instruments:
+        instruments.call("before_run")
+    runner.clock.start_clock()
+    runner.init_task = runner.spawn_impl(
+        runner.init, (async_fn, args), None, "<init>", system_task=True
+    )
 
 
 def _task_counter(task: Task) -> int:

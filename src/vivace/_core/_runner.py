@@ -113,15 +113,14 @@ class Runner(KernelBase):
 
     # -- guest mode --------------------------------------------------------------------
     def force_guest_tick_asap(self) -> None:
-        if self.guest_tick_scheduled:
-            return
-        self.guest_tick_scheduled = True
-        self.io_manager.force_wakeup()
+        # Idempotent: one pending wake-up of the host is enough.
+        if not self.guest_tick_scheduled:
+            self.guest_tick_scheduled = True
+            self.io_manager.force_wakeup()
 
     def close(self) -> None:
-        self.io_manager.close()
-        self.entry_queue.close()
-        self.asyncgens.close()
+        for resource in (self.io_manager, self.entry_queue, self.asyncgens):
+            resource.close()
         if "after_run" in self.instruments:
             self.instruments.call("after_run")
         self.ki_manager.close()
@@ -250,37 +249,37 @@ class Runner(KernelBase):
             async_fn, args, self.system_nursery, name, system_task=True, context=context
         )
 
+    def _shut_down(self, nursery: Any, what: str) -> None:
+        nursery.cancel_scope._cancel(
+            CancelReason(
+                source="shutdown",
+                source_task=repr(self.init_task),
+                reason=f"main task done, shutting down {what}",
+            )
+        )
+
     async def init(self, async_fn: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> None:
-        async with open_nursery() as run_sync_soon_nursery:
+        # Three nested nurseries, outermost first: run_sync_soon's task, system tasks,
+        # the main task. Each level is cancelled once everything inside it is done.
+        async with open_nursery() as callbacks_nursery:
             async with open_nursery() as self.system_nursery:
-                async with open_nursery() as main_task_nursery:
+                async with open_nursery() as main_nursery:
                     try:
-                        self.main_task = self.spawn_impl(async_fn, args, main_task_nursery, None)
+                        self.main_task = self.spawn_impl(async_fn, args, main_nursery, None)
                     except BaseException as exc:
+                        # e.g. async_fn is not an async function: that is the result.
                         self.main_task_outcome = outcome.Error(exc)
                         return
                     self.spawn_impl(
                         self.entry_queue.task,
                         (),
-                        run_sync_soon_nursery,
+                        callbacks_nursery,
                         "<TrioToken.run_sync_soon task>",
                         system_task=True,
                     )
-                self.system_nursery.cancel_scope._cancel(
-                    CancelReason(
-                        source="shutdown",
-                        reason="main task done, shutting down system tasks",
-                        source_task=repr(self.init_task),
-                    )
-                )
+                self._shut_down(self.system_nursery, "system tasks")
             await self.asyncgens.finalize_remaining(self)
-            run_sync_soon_nursery.cancel_scope._cancel(
-                CancelReason(
-                    source="shutdown",
-                    reason="main task done, shutting down run_sync_soon callbacks",
-                    source_task=repr(self.init_task),
-                )
-            )
+            self._shut_down(callbacks_nursery, "run_sync_soon callbacks")
 
     # -- KeyboardInterrupt ----------------------------------------------------------------
     def deliver_ki(self) -> None:
