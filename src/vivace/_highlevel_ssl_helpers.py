@@ -41,18 +41,14 @@ async def open_ssl_over_tcp_stream(
     detection left on. The handshake is not done here: call ``do_handshake()`` or let
     the first send/receive do it. See ``SSLStream`` for *https_compatible*.
     """
-    tcp_stream = await open_tcp_stream(host, port, happy_eyeballs_delay=happy_eyeballs_delay)
     if ssl_context is None:
         ssl_context = ssl.create_default_context()
         # Some OpenSSL builds enable this by default; it would hide truncation attacks,
         # which SSLStream reports unless https_compatible is set.
-        if hasattr(ssl, "OP_IGNORE_UNEXPECTED_EOF"):
-            ssl_context.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+        ssl_context.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    transport = await open_tcp_stream(host, port, happy_eyeballs_delay=happy_eyeballs_delay)
     return SSLStream(
-        tcp_stream,
-        ssl_context,
-        server_hostname=host,
-        https_compatible=https_compatible,
+        transport, ssl_context, server_hostname=host, https_compatible=https_compatible
     )
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import enum
 import operator
-import ssl as _stdlib_ssl
+import ssl
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -77,7 +77,7 @@ def _is_eof(exc: BaseException | None) -> bool:
     Depending on the OpenSSL version this is an ``SSLEOFError`` or a plain ``SSLError``
     whose reason mentions UNEXPECTED_EOF_WHILE_READING.
     """
-    if isinstance(exc, _stdlib_ssl.SSLEOFError):
+    if isinstance(exc, ssl.SSLEOFError):
         return True
     reason = getattr(exc, "strerror", None)
     return isinstance(reason, str) and "UNEXPECTED_EOF_WHILE_READING" in reason
@@ -176,43 +176,25 @@ class SSLStream(Stream, Generic[T_Stream]):
     that is in the middle of TLS traffic may leave the stream broken.
     """
 
-    _forwarded: ClassVar[frozenset[str]] = frozenset(
-        {
-            "context",
-            "server_side",
-            "server_hostname",
-            "session",
-            "session_reused",
-            "getpeercert",
-            "selected_npn_protocol",
-            "cipher",
-            "shared_ciphers",
-            "compression",
-            "pending",
-            "get_channel_binding",
-            "selected_alpn_protocol",
-            "version",
-        }
-    )
-    # Subset of _forwarded that only means something once the handshake is done.
+    # SSLObject attributes that describe the negotiated connection: reading them
+    # before the handshake has completed raises NeedHandshakeError.
     _needs_handshake: ClassVar[frozenset[str]] = frozenset(
-        {
-            "session_reused",
-            "getpeercert",
-            "selected_npn_protocol",
-            "cipher",
-            "shared_ciphers",
-            "compression",
-            "get_channel_binding",
-            "selected_alpn_protocol",
-            "version",
-        }
+        "cipher compression get_channel_binding getpeercert selected_alpn_protocol"
+        " selected_npn_protocol session_reused shared_ciphers version".split()
     )
+    # Everything readable (and settable) straight through to the SSLObject.
+    _forwarded: ClassVar[frozenset[str]] = _needs_handshake | {
+        "context",
+        "pending",
+        "server_hostname",
+        "server_side",
+        "session",
+    }
 
     def __init__(
         self,
         transport_stream: T_Stream,
-        ssl_context: _stdlib_ssl.SSLContext,
+        ssl_context: ssl.SSLContext,
         *,
         server_hostname: str | bytes | None = None,
         server_side: bool = False,
@@ -224,14 +206,12 @@ class SSLStream(Stream, Generic[T_Stream]):
         self.transport_stream: T_Stream = transport_stream
         self._state = _State.OK
         self._https_compatible = https_compatible
-        self._incoming = _stdlib_ssl.MemoryBIO()
-        self._outgoing = _stdlib_ssl.MemoryBIO()
+        # Ciphertext BIOs: peer -> SSLObject, and SSLObject -> peer.
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
         self._held_ciphertext: bytes | None = None
         self._ssl_object = ssl_context.wrap_bio(
-            self._incoming,
-            self._outgoing,
-            server_side=server_side,
-            server_hostname=server_hostname,
+            self._incoming, self._outgoing, server_side, server_hostname
         )
         self._handshake = _HandshakeGate(self)
         self._transport_send_lock = StrictFIFOLock()
@@ -288,9 +268,9 @@ class SSLStream(Stream, Generic[T_Stream]):
             done = False
             try:
                 result = operation(*args)
-            except _stdlib_ssl.SSLWantReadError:
+            except ssl.SSLWantReadError:
                 wants_input = True
-            except (_stdlib_ssl.SSLError, _stdlib_ssl.CertificateError) as exc:
+            except (ssl.SSLError, ssl.CertificateError) as exc:
                 self._state = _State.BROKEN
                 raise BrokenResourceError(f"TLS error: {exc}") from exc
             else:
@@ -354,7 +334,7 @@ class SSLStream(Stream, Generic[T_Stream]):
         if not self._https_compatible:
             return False
         cause = exc.__cause__
-        if during_handshake and isinstance(cause, _stdlib_ssl.SSLSyscallError):
+        if during_handshake and isinstance(cause, ssl.SSLSyscallError):
             return True
         return _is_eof(cause)
 
@@ -441,13 +421,16 @@ class SSLStream(Stream, Generic[T_Stream]):
         the transport. If the transport fails while sending close_notify, the transport
         is still closed and no error is raised for that. Closing twice is fine.
         """
+        transport = self.transport_stream
         if self._state is _State.CLOSED:
             await checkpoint()
             return
-        if self._state is _State.BROKEN or self._https_compatible:
+        if self._state is not _State.OK or self._https_compatible:
+            # Broken, or the peer does not expect close_notify: just drop the transport.
             self._state = _State.CLOSED
-            await self.transport_stream.aclose()
+            await transport.aclose()
             return
+        graceful = False
         try:
             # close_notify needs a finished handshake (a no-op if it is already done).
             await self._handshake.ensure(checkpoint=False)
@@ -455,13 +438,12 @@ class SSLStream(Stream, Generic[T_Stream]):
             # either way our close_notify cannot be delivered, which is fine.
             with suppress(BrokenResourceError, BusyResourceError):
                 await self._pump(self._ssl_object.unwrap, ignore_want_read=True)
-        except BaseException:
-            await aclose_forcefully(self.transport_stream)
-            raise
-        else:
-            await self.transport_stream.aclose()
+            graceful = True
         finally:
             self._state = _State.CLOSED
+            if not graceful:
+                await aclose_forcefully(transport)
+        await transport.aclose()
 
     async def wait_send_all_might_not_block(self) -> None:
         """Wait until the transport is ready to accept more ciphertext."""
@@ -485,19 +467,19 @@ class SSLListener(Listener[SSLStream[T_Stream]]):
     def __init__(
         self,
         transport_listener: Listener[T_Stream],
-        ssl_context: _stdlib_ssl.SSLContext,
+        ssl_context: ssl.SSLContext,
         *,
         https_compatible: bool = False,
     ) -> None:
         self.transport_listener = transport_listener
-        self._ssl_context = ssl_context
+        # Both settings are handed to every SSLStream that accept() builds.
         self._https_compatible = https_compatible
+        self._ssl_context = ssl_context
 
     async def accept(self) -> SSLStream[T_Stream]:
         """Accept the next connection and return it as a server-side ``SSLStream``."""
-        transport = await self.transport_listener.accept()
         return SSLStream(
-            transport,
+            await self.transport_listener.accept(),
             self._ssl_context,
             server_side=True,
             https_compatible=self._https_compatible,

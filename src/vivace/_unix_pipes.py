@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import NoReturn
 
 from ._abc import Stream
 from ._core import (
@@ -31,9 +31,6 @@ from ._core import (
 )
 from ._util import final
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["FdStream"]
 
 if sys.platform == "win32":  # pragma: no cover
@@ -44,36 +41,50 @@ DEFAULT_RECEIVE_SIZE = 65536
 
 
 class _FdHolder:
-    """Owns one fd number; ``fd == -1`` once closed."""
+    """Owns one fd number; ``fd == -1`` once closed.
+
+    The number is forgotten the instant it is closed, so a stale stream can only
+    ever get EBADF -- never act on an unrelated file that reused the number.
+    """
+
+    # Class-level default: __del__ must find *some* value even when __init__ raised.
+    fd: int = -1
 
     def __init__(self, fd: int) -> None:
-        self.fd = -1
         if not isinstance(fd, int):
             raise TypeError("file descriptor must be an int")
+        self._restore_blocking = os.get_blocking(fd)
         self.fd = fd
-        self._original_is_blocking = os.get_blocking(fd)
         os.set_blocking(fd, False)
 
     @property
     def closed(self) -> bool:
-        return self.fd == -1
+        return self.fd < 0
 
-    def _raw_close(self) -> None:
-        if self.closed:
-            return
-        fd = self.fd
-        self.fd = -1
-        os.set_blocking(fd, self._original_is_blocking)
-        os.close(fd)
+    def _release(self) -> None:
+        # Restore blocking mode and close, without notifying the run loop. That makes
+        # it usable from __del__, where no task can be waiting on the fd (a waiter
+        # would be keeping this holder alive).
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.set_blocking(fd, self._restore_blocking)
+            os.close(fd)
 
     def __del__(self) -> None:
-        self._raw_close()
+        self._release()
 
     def close(self) -> None:
-        if not self.closed:
+        if self.fd >= 0:
             if in_trio_run():
                 notify_closing(self.fd)
-            self._raw_close()
+            self._release()
+
+
+def _reraise_os_error(exc: OSError) -> NoReturn:
+    """Translate a failed read/write: EBADF means the stream was closed under us."""
+    if exc.errno == errno.EBADF:
+        raise ClosedResourceError("file was already closed") from None
+    raise BrokenResourceError from exc
 
 
 class _Guard:
@@ -108,22 +119,21 @@ class FdStream(Stream):
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         with self._send_guard:
+            # Checked before anything else so that even send_all(b"") notices a close.
             if self._fd_holder.closed:
                 raise ClosedResourceError("file was already closed")
             await checkpoint()
-            length = len(data)
+            total = len(data)
             with memoryview(data) as view:
-                sent = 0
-                while sent < length:
-                    with view[sent:] as remaining:
+                written = 0
+                while written < total:
+                    with view[written:] as rest:
                         try:
-                            sent += os.write(self._fd_holder.fd, remaining)
+                            written += os.write(self._fd_holder.fd, rest)
                         except BlockingIOError:
                             await wait_writable(self._fd_holder.fd)
                         except OSError as exc:
-                            if exc.errno == errno.EBADF:
-                                raise ClosedResourceError("file was already closed") from None
-                            raise BrokenResourceError from exc
+                            _reraise_os_error(exc)
 
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_guard:
@@ -136,27 +146,23 @@ class FdStream(Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         with self._receive_guard:
-            if max_bytes is None:
-                max_bytes = DEFAULT_RECEIVE_SIZE
-            else:
+            if max_bytes is not None:
                 if not isinstance(max_bytes, int):
                     raise TypeError("max_bytes must be integer >= 1")
                 if max_bytes < 1:
                     raise ValueError("max_bytes must be integer >= 1")
+            size = DEFAULT_RECEIVE_SIZE if max_bytes is None else max_bytes
             await checkpoint_if_cancelled()
-            while True:
+            chunk: bytes | None = None
+            while chunk is None:
                 try:
-                    data = os.read(self._fd_holder.fd, max_bytes)
+                    chunk = os.read(self._fd_holder.fd, size)
                 except BlockingIOError:
                     await wait_readable(self._fd_holder.fd)
                 except OSError as exc:
-                    if exc.errno == errno.EBADF:
-                        raise ClosedResourceError("file was already closed") from None
-                    raise BrokenResourceError from exc
-                else:
-                    break
+                    _reraise_os_error(exc)
             await cancel_shielded_checkpoint()
-            return data
+            return chunk
 
     def close(self) -> None:
         """Close the fd now (synchronously)."""
