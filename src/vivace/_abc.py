@@ -82,10 +82,7 @@ class HostnameResolver(ABC):
         self,
         host: bytes | None,
         port: bytes | str | int | None,
-        family: int = 0,
-        type: int = 0,
-        proto: int = 0,
-        flags: int = 0,
+        family: int = 0, type: int = 0, proto: int = 0, flags: int = 0,
     ) -> list[tuple[Any, ...]]:
         """Resolve like ``socket.getaddrinfo``. *host* arrives already IDNA-encoded
         (A-labels only); numeric hosts may be answered without calling this."""
@@ -144,11 +141,10 @@ class AsyncResource(ABC):
         return self
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
+        self, exc_type: type[BaseException] | None,
+        exc_value: BaseException | None, traceback: TracebackType | None,
     ) -> None:
+        # Close whether the block succeeded or raised; never swallow its exception.
         await self.aclose()
 
 
@@ -183,10 +179,10 @@ class ReceiveStream(AsyncResource):
         return self
 
     async def __anext__(self) -> bytes | bytearray:
-        data = await self.receive_some()
-        if not data:
-            raise StopAsyncIteration
-        return data
+        chunk = await self.receive_some()
+        if chunk:
+            return chunk
+        raise StopAsyncIteration
 
 
 class Stream(SendStream, ReceiveStream):

@@ -113,7 +113,7 @@ class MemoryChannelStatistics:
     """
 
     current_buffer_used: int
-    max_buffer_size: int | float
+    max_buffer_size: float  # int or float (math.inf for unbounded)
     open_send_channels: int
     open_receive_channels: int
     tasks_waiting_send: int
@@ -142,14 +142,15 @@ class _MemoryChannelState(Generic[T]):
         self.peak_buffer_used = 0
 
     def statistics(self) -> MemoryChannelStatistics:
+        # Field order matches MemoryChannelStatistics' declaration.
         return MemoryChannelStatistics(
-            current_buffer_used=len(self.data),
-            max_buffer_size=self.max_buffer_size,
-            open_send_channels=self.open_send_channels,
-            open_receive_channels=self.open_receive_channels,
-            tasks_waiting_send=len(self.send_tasks),
-            tasks_waiting_receive=len(self.receive_tasks),
-            peak_buffer_used=self.peak_buffer_used,
+            len(self.data),
+            self.max_buffer_size,
+            self.open_send_channels,
+            self.open_receive_channels,
+            len(self.send_tasks),
+            len(self.receive_tasks),
+            self.peak_buffer_used,
         )
 
 
@@ -165,8 +166,27 @@ def _broken() -> BrokenResourceError:
     return BrokenResourceError("every receive channel of this memory channel is closed")
 
 
+class _ClosesOnWithExit:
+    """Mixin for channel handles that also work as *synchronous* context managers:
+    leaving the ``with`` block calls the handle's (non-blocking) ``close()``."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None,
+        exc_value: BaseException | None, traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 @final
-class MemorySendChannel(SendChannel[SendType], metaclass=NoPublicConstructor):
+class MemorySendChannel(_ClosesOnWithExit, SendChannel[SendType], metaclass=NoPublicConstructor):
     """The sending end of a memory channel (made by ``open_memory_channel``)."""
 
     __slots__ = ("__weakref__", "_closed", "_state")
@@ -259,17 +279,6 @@ class MemorySendChannel(SendChannel[SendType], metaclass=NoPublicConstructor):
             raise _closed_send()
         return MemorySendChannel._create(self._state)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     @enable_ki_protection
     def close(self) -> None:
         """Close this handle (idempotent, not a checkpoint). Tasks blocked in ``send``
@@ -300,7 +309,9 @@ class MemorySendChannel(SendChannel[SendType], metaclass=NoPublicConstructor):
 
 
 @final
-class MemoryReceiveChannel(ReceiveChannel[ReceiveType], metaclass=NoPublicConstructor):
+class MemoryReceiveChannel(
+    _ClosesOnWithExit, ReceiveChannel[ReceiveType], metaclass=NoPublicConstructor
+):
     """The receiving end of a memory channel (made by ``open_memory_channel``);
     ``async for value in channel`` receives until EndOfChannel."""
 
@@ -404,17 +415,6 @@ class MemoryReceiveChannel(ReceiveChannel[ReceiveType], metaclass=NoPublicConstr
         if self._closed:
             raise _closed_receive()
         return MemoryReceiveChannel._create(self._state)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @enable_ki_protection
     def close(self) -> None:
@@ -522,27 +522,33 @@ async def _pump(
 ) -> None:
     # A synchronous ``with``: ``async with`` would checkpoint on exit and could turn a
     # pending error into Cancelled.
+    state = send_chan._state
     with send_chan:
         try:
             task_status.started()
-            while True:
-                # Advance the generator only when a receiver asked for an item.
-                await demand.acquire()
-                if not send_chan._state.open_receive_channels:
+            # Advance the generator only when a receiver asked for an item, and stop as
+            # soon as nobody is left to receive (no point computing an unsendable item).
+            while await _demand_is_live(demand, state):
+                try:
+                    item = await agen.__anext__()
+                except StopAsyncIteration:
                     break
                 try:
-                    value = await agen.__anext__()
-                except StopAsyncIteration:
-                    return
-                try:
-                    await send_chan.send(value)
+                    await send_chan.send(item)
                 except BrokenResourceError:
+                    # Every receiver closed while the item was being produced.
                     break
         finally:
             await _close_generator(agen)
 
 
-class _SafeReceiveChannel(ReceiveChannel[T]):
+async def _demand_is_live(demand: Semaphore, state: _MemoryChannelState[Any]) -> bool:
+    """Wait for a receiver to ask for an item; False if all receivers are gone."""
+    await demand.acquire()
+    return state.open_receive_channels > 0
+
+
+class _SafeReceiveChannel(_ClosesOnWithExit, ReceiveChannel[T]):
     """What ``as_safe_channel`` hands out: each ``receive`` lets the generator produce
     exactly one more item."""
 
@@ -559,15 +565,7 @@ class _SafeReceiveChannel(ReceiveChannel[T]):
     async def aclose(self) -> None:
         await self._receive_channel.aclose()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self._receive_channel.close()
 
 

@@ -57,18 +57,21 @@ class StapledStream(HalfCloseableStream, Generic[SendStreamT, ReceiveStreamT]):
     async def send_eof(self) -> None:
         """Half-close: ``send_stream.send_eof()`` when the send stream supports it,
         otherwise ``send_stream.aclose()``."""
-        stream = self.send_stream
-        if hasattr(stream, "send_eof"):
-            return await stream.send_eof()
-        return await stream.aclose()
+        half_close = getattr(self.send_stream, "send_eof", None)
+        if half_close is None:
+            await self.send_stream.aclose()
+        else:
+            await half_close()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         """``await self.receive_stream.receive_some(max_bytes)``."""
-        return await self.receive_stream.receive_some(max_bytes)
+        chunk = await self.receive_stream.receive_some(max_bytes)
+        return chunk
 
     async def aclose(self) -> None:
         """Close the send stream, then the receive stream (even if the first failed)."""
+        send_side, receive_side = self.send_stream, self.receive_stream
         try:
-            await self.send_stream.aclose()
+            await send_side.aclose()
         finally:
-            await self.receive_stream.aclose()
+            await receive_side.aclose()

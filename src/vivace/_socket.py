@@ -114,11 +114,10 @@ class SocketType:
         return self
 
     def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
+        self, exc_type: type[BaseException] | None,
+        exc_value: BaseException | None, traceback: TracebackType | None,
     ) -> None:
+        # Plain ``with sock:`` closes synchronously, like the stdlib socket.
         self.close()
 
     @property
@@ -215,23 +214,23 @@ class _SocketType(SocketType):
             raise TypeError(
                 f"expected an object of type 'socket.socket', not '{type(sock).__name__}'"
             )
+        sock.setblocking(False)
         self._sock = sock
-        self._sock.setblocking(False)
         self._did_shutdown_SHUT_WR = False
 
     # --- synchronous pass-throughs ---
 
-    def detach(self) -> int:
-        return self._sock.detach()
-
     def fileno(self) -> int:
         return self._sock.fileno()
+
+    def getsockname(self) -> Any:
+        return self._sock.getsockname()
 
     def getpeername(self) -> Any:
         return self._sock.getpeername()
 
-    def getsockname(self) -> Any:
-        return self._sock.getsockname()
+    def detach(self) -> int:
+        return self._sock.detach()
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
         if buflen is None:
@@ -269,20 +268,20 @@ class _SocketType(SocketType):
             return self._sock.share(process_id)
 
     @property
-    def family(self) -> _stdlib_socket.AddressFamily:
-        return self._sock.family
+    def did_shutdown_SHUT_WR(self) -> bool:
+        return self._did_shutdown_SHUT_WR
 
     @property
-    def type(self) -> _stdlib_socket.SocketKind:
-        return self._sock.type
+    def family(self) -> _stdlib_socket.AddressFamily:
+        return self._sock.family
 
     @property
     def proto(self) -> int:
         return self._sock.proto
 
     @property
-    def did_shutdown_SHUT_WR(self) -> bool:
-        return self._did_shutdown_SHUT_WR
+    def type(self) -> _stdlib_socket.SocketKind:
+        return self._sock.type
 
     def __repr__(self) -> str:
         return repr(self._sock).replace("socket.socket", "vivace.socket.socket", 1)

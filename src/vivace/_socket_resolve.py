@@ -104,10 +104,7 @@ def _is_not_numeric(exc: BaseException) -> bool:
 async def getaddrinfo(
     host: bytes | str | None,
     port: bytes | str | int | None,
-    family: int = 0,
-    type: int = 0,
-    proto: int = 0,
-    flags: int = 0,
+    family: int = 0, type: int = 0, proto: int = 0, flags: int = 0,
 ) -> list[tuple[Any, ...]]:
     """Look up *host*/*port* like ``socket.getaddrinfo``, without blocking the run.
 
@@ -126,15 +123,10 @@ async def getaddrinfo(
     resolver = _resolver.get(None)
     if resolver is not None:
         return await resolver.getaddrinfo(host, port, family, type, proto, flags)
+    # The system resolver blocks: run it in a thread we may abandon on cancellation.
+    lookup_args = (host, port, family, type, proto, flags)
     answer: list[tuple[Any, ...]] = await to_thread_run_sync(
-        _stdlib_socket.getaddrinfo,
-        host,
-        port,
-        family,
-        type,
-        proto,
-        flags,
-        abandon_on_cancel=True,
+        _stdlib_socket.getaddrinfo, *lookup_args, abandon_on_cancel=True
     )
     return answer
 
@@ -161,6 +153,17 @@ async def getprotobyname(name: str) -> int:
     return number
 
 
+def _is_numeric_host(family: int, host: Any) -> bool:
+    """True if *host* is already a literal address of *family* (no lookup needed)."""
+    if host is None:
+        return False
+    try:
+        _stdlib_socket.inet_pton(family, host)
+    except (OSError, TypeError):
+        return False
+    return True
+
+
 async def resolve_address_nocp(
     type_: int,
     family: int,
@@ -185,14 +188,9 @@ async def resolve_address_nocp(
         return address
 
     host, port = address[0], address[1]
-    if isinstance(port, int) and host is not None:
+    if isinstance(port, int) and _is_numeric_host(family, host):
         # Already numeric: skip the resolver entirely (this is every sendto()).
-        try:
-            _stdlib_socket.inet_pton(family, host)
-        except (OSError, TypeError):
-            pass
-        else:
-            return address
+        return address
     if host == "":
         host = None
     elif host == "<broadcast>":

@@ -289,10 +289,11 @@ class CapacityLimiter(AsyncContextManagerMixin):
 
     def statistics(self) -> CapacityLimiterStatistics:
         """Debugging information; see ``CapacityLimiterStatistics``."""
+        holders = list(self._borrowers)
         return CapacityLimiterStatistics(
-            borrowed_tokens=len(self._borrowers),
+            borrowed_tokens=len(holders),
             total_tokens=self._total_tokens,
-            borrowers=list(self._borrowers),
+            borrowers=holders,
             tasks_waiting=len(self._lot),
         )
 
@@ -317,37 +318,37 @@ class Semaphore(AsyncContextManagerMixin):
             raise TypeError("initial_value must be an int")
         if initial_value < 0:
             raise ValueError("initial value must be >= 0")
-        if max_value is not None:
-            if not isinstance(max_value, int):
-                raise TypeError("max_value must be None or an int")
-            if max_value < initial_value:
-                raise ValueError("max_values must be >= initial_value")
-        # Invariant: tasks are parked only while the value is 0.
-        self._lot = ParkingLot()
+        if max_value is None:
+            pass  # unbounded
+        elif not isinstance(max_value, int):
+            raise TypeError("max_value must be None or an int")
+        elif max_value < initial_value:
+            raise ValueError("max_values must be >= initial_value")
         self._value = initial_value
         self._max_value = max_value
+        # Invariant: tasks are parked only while the value is 0.
+        self._lot = ParkingLot()
 
     def __repr__(self) -> str:
         extra = "" if self._max_value is None else f", max_value={self._max_value}"
         return f"<{_public_name(self)}({self._value}{extra}) at {id(self):#x}>"
 
     @property
-    def value(self) -> int:
-        """The current value."""
-        return self._value
-
-    @property
     def max_value(self) -> int | None:
         """The upper bound given at construction, or None."""
         return self._max_value
 
+    @property
+    def value(self) -> int:
+        """The current value."""
+        return self._value
+
     @enable_ki_protection
     def acquire_nowait(self) -> None:
         """Decrement the value without blocking; WouldBlock if it is zero."""
-        if self._value > 0:
-            self._value -= 1
-        else:
+        if not self._value:
             raise WouldBlock
+        self._value -= 1
 
     @enable_ki_protection
     async def acquire(self) -> None:
@@ -536,7 +537,7 @@ class Condition(AsyncContextManagerMixin):
 
     def acquire_nowait(self) -> None:
         """Take the underlying lock without blocking (WouldBlock if held)."""
-        return self._lock.acquire_nowait()
+        self._lock.acquire_nowait()
 
     async def acquire(self) -> None:
         """Take the underlying lock, waiting if needed."""

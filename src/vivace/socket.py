@@ -23,30 +23,36 @@ if _t.TYPE_CHECKING:
     def __getattr__(name: str) -> int: ...
 
 
-from socket import (  # noqa: E402
-    gaierror as gaierror,
-    gethostname as gethostname,
-    herror as herror,
-    htonl as htonl,
-    htons as htons,
-    inet_aton as inet_aton,
-    inet_ntoa as inet_ntoa,
-    inet_ntop as inet_ntop,
-    inet_pton as inet_pton,
-    ntohs as ntohs,
-)
+# Synchronous stdlib helpers need no wrapping: these are the stdlib's own objects.
+gaierror = _stdlib_socket.gaierror
+herror = _stdlib_socket.herror
+gethostname = _stdlib_socket.gethostname
+# byte-order conversions
+htonl = _stdlib_socket.htonl
+htons = _stdlib_socket.htons
+ntohs = _stdlib_socket.ntohs
+# textual <-> packed addresses
+inet_aton = _stdlib_socket.inet_aton
+inet_ntoa = _stdlib_socket.inet_ntoa
+inet_pton = _stdlib_socket.inet_pton
+inet_ntop = _stdlib_socket.inet_ntop
 
+# Socket objects and their constructors.
 from ._socket import (  # noqa: E402
     SocketType as SocketType,
     from_stdlib_socket as from_stdlib_socket,
     fromfd as fromfd,
+    socket as socket,
+    socketpair as socketpair,
+)
+
+# Name resolution, and the hooks to customise it and socket creation.
+from ._socket_resolve import (  # noqa: E402
     getaddrinfo as getaddrinfo,
     getnameinfo as getnameinfo,
     getprotobyname as getprotobyname,
     set_custom_hostname_resolver as set_custom_hostname_resolver,
     set_custom_socket_factory as set_custom_socket_factory,
-    socket as socket,
-    socketpair as socketpair,
 )
 
 with _suppress(ImportError):

@@ -28,6 +28,11 @@ class Sequencer:
         self._claimed: set[int] = set()
         self._broken = False
 
+    def _break(self) -> None:
+        self._broken = True
+        for waiter in self._sequence_points.values():
+            waiter.set()
+
     @asynccontextmanager
     async def __call__(self, position: int) -> AsyncIterator[None]:
         if position in self._claimed:
@@ -35,13 +40,12 @@ class Sequencer:
         if self._broken:
             raise RuntimeError("sequence broken!")
         self._claimed.add(position)
-        if position != 0:
+        if position > 0:
+            turn = self._sequence_points[position]
             try:
-                await self._sequence_points[position].wait()
+                await turn.wait()
             except Cancelled:
-                self._broken = True
-                for event in self._sequence_points.values():
-                    event.set()
+                self._break()
                 raise RuntimeError("Sequencer wait cancelled -- sequence broken") from None
             if self._broken:
                 raise RuntimeError("sequence broken!")
