@@ -95,14 +95,19 @@ class CancelStatus:
         self._scope = scope
         self.effectively_cancelled = False
         self._parent: CancelStatus | None = None
-        self._children: set[CancelStatus] = set()
+        # Created on first use: most statuses (one per entered scope) never get a child,
+        # and a set per scope is a GC-tracked allocation on the hot path.
+        self._children: set[CancelStatus] | None = None
         self._tasks: set[Any] = set()
         self.abandoned_by_misnesting = False
         if parent is not None:
             # Inline of the parent setter: a fresh status has no old parent, and only
             # needs recalculating if it starts out cancelled.
             self._parent = parent
-            parent._children.add(self)
+            siblings = parent._children
+            if siblings is None:
+                parent._children = siblings = set()
+            siblings.add(self)
             if scope._cancel_called or (parent.effectively_cancelled and not scope._shield):
                 self.recalculate()
 
@@ -114,15 +119,18 @@ class CancelStatus:
     def parent(self, new_parent: CancelStatus | None) -> None:
         old_parent, self._parent = self._parent, new_parent
         if old_parent is not None:
-            old_parent._children.discard(self)
+            if old_parent._children:
+                old_parent._children.discard(self)
         if new_parent is None:
             return
+        if new_parent._children is None:
+            new_parent._children = set()
         new_parent._children.add(self)
         self.recalculate()
 
     @property
     def children(self) -> frozenset[CancelStatus]:
-        return frozenset(self._children)
+        return frozenset(self._children or ())
 
     @property
     def tasks(self) -> frozenset[Any]:
@@ -138,7 +146,8 @@ class CancelStatus:
     def close(self) -> None:
         parent = self._parent
         if parent is not None:
-            parent._children.discard(self)
+            if parent._children:
+                parent._children.discard(self)
             self._parent = None
         if self._tasks or self._children:
             # Exited while tasks or nested scopes still point here: misnesting. Cancel
@@ -147,7 +156,7 @@ class CancelStatus:
             self.effectively_cancelled = True
             for task in list(self._tasks):
                 task._attempt_delivery_of_any_pending_cancel()
-            for child in list(self._children):
+            for child in list(self._children or ()):
                 child.recalculate()
 
     @property
@@ -169,14 +178,16 @@ class CancelStatus:
                 if new_state:
                     for task in list(status._tasks):
                         task._attempt_delivery_of_any_pending_cancel()
-                todo.extend(status._children)
+                if status._children:
+                    todo.extend(status._children)
 
     def _mark_abandoned(self) -> None:
         todo = [self]
         while todo:
             status = todo.pop()
             status.abandoned_by_misnesting = True
-            todo.extend(status._children)
+            if status._children:
+                todo.extend(status._children)
 
     def effective_deadline(self) -> float:
         if self.effectively_cancelled:
@@ -282,17 +293,16 @@ class CancelScope:
         if self._has_been_entered:
             raise RuntimeError("Each CancelScope may only be used for a single 'with' block")
         self._has_been_entered = True
-        runner = task._runner
-        self._runner = runner
-        now = None
-        if self._relative_deadline != inf:
+        runner = self._runner = task._runner
+        deadline = self._deadline
+        relative = self._relative_deadline
+        if relative != inf or deadline != inf:
             now = runner.clock.current_time()
-            self._deadline = now + self._relative_deadline
-            self._relative_deadline = inf
-        if self._deadline != inf:
-            if now is None:
-                now = runner.clock.current_time()
-            if now >= self._deadline:
+            if relative != inf:
+                # A relative deadline becomes absolute at entry.
+                deadline = self._deadline = now + relative
+                self._relative_deadline = inf
+            if now >= deadline:
                 self._cancel(CancelReason(source="deadline"))
         parent = task._cancel_status
         status = CancelStatus(self, parent)
@@ -321,7 +331,9 @@ class CancelScope:
             )
             new_exc.__context__ = exc
             return new_exc
-        task = _current_task()
+        # The scope's own run knows the current task; fall back to the full lookup
+        # (which raises outside a task) if it has none.
+        task = self._runner.current_task or _current_task()
         if task._cancel_status is not status:
             if status.abandoned_by_misnesting:
                 # An inner scope was already closed out of order and reported it.

@@ -81,7 +81,7 @@ class _TaskStatus(Generic[StatusT]):
             new._children.add(task)
         # Move the cancel-status subtree that hung under the private nursery's scope.
         old_status = old._cancel_status
-        status_children = list(old_status._children)
+        status_children = list(old_status._children or ())
         status_tasks = set(old_status._tasks)
         status_tasks.discard(old._parent_task)
         for status in status_children:
