@@ -21,7 +21,17 @@ BASELINES = ("trio", "asyncio", "uvloop")
 # Implementations whose ratios against the baselines are the point of the suite.
 SUBJECTS = ("vivace", "vivace-ref")
 
-WORKLOADS = ("checkpoint", "spawn", "timers", "move_on_after", "cancel_scope")
+WORKLOADS = (
+    "checkpoint",
+    "spawn",
+    "timers",
+    "move_on_after",
+    "cancel_scope",
+    "pingpong_channel",
+    "pingpong_event",
+    "channel_throughput",
+    "lock_contention",
+)
 
 DEFAULT_SIZES = {
     "checkpoint": 200_000,
@@ -29,6 +39,10 @@ DEFAULT_SIZES = {
     "timers": 50_000,
     "move_on_after": 100_000,
     "cancel_scope": 200_000,
+    "pingpong_channel": 100_000,  # round trips
+    "pingpong_event": 100_000,  # round trips
+    "channel_throughput": 100_000,  # items
+    "lock_contention": 100_000,  # acquisitions, over LOCK_TASKS tasks
 }
 QUICK_DIVISOR = 10
 DEFAULT_RUNS = 7
@@ -52,6 +66,12 @@ TIMER_MIN_DELAY = 0.001
 TIMER_MAX_DELAY = 0.010
 TIMER_SEED = 20240611
 
+# ``channel_throughput``: the memory channel's buffer / the asyncio.Queue's maxsize.
+CHANNEL_BUFFER = 100
+# ``lock_contention``: this many tasks share n acquisitions of one lock (n // LOCK_TASKS
+# each, the remainder spread over the first tasks), each holding it across a checkpoint.
+LOCK_TASKS = 10
+
 # Which clock a workload's headline ns/op comes from. "wall" is perf_counter around the
 # run; "cpu" is process_time around the run. ``timers`` is CPU time: its wall time has a
 # floor of TIMER_MAX_DELAY spent idle in the poller (10 ms / 1,000 sleepers = 10 us per
@@ -73,6 +93,17 @@ DESCRIPTIONS = {
     "cancel_scope": "n x `with trio.CancelScope(): pass` "
     "(asyncio nearest: `async with asyncio.timeout(None): pass`, an async context "
     "manager, so not identical)",
+    "pingpong_channel": "two tasks bounce a token n times over two "
+    "`trio.open_memory_channel(0)`; per round trip "
+    "(asyncio: two `asyncio.Queue(maxsize=1)`, as it has no rendezvous queue)",
+    "pingpong_event": "two tasks alternate n times, each waiting on its own fresh "
+    "`trio.Event()` that the other sets; per round trip (asyncio: `asyncio.Event`)",
+    "channel_throughput": f"one producer sends n ints through "
+    f"`trio.open_memory_channel({CHANNEL_BUFFER})` to one consumer; per item "
+    f"(asyncio: `asyncio.Queue(maxsize={CHANNEL_BUFFER})`)",
+    "lock_contention": f"{LOCK_TASKS} tasks share n acquisitions of one `trio.Lock()`, "
+    "each `async with lock: await trio.lowlevel.checkpoint()`; per acquisition "
+    "(asyncio: `asyncio.Lock` around `await asyncio.sleep(0)`)",
 }
 
 # Environment variables that change interpreter or event-loop speed; the runner strips
@@ -98,10 +129,18 @@ def timer_delays(n: int) -> list[float]:
     return [lo + span * rng.random() for _ in range(n)]
 
 
+def lock_shares(n: int) -> list[int]:
+    """Acquisitions per task for ``lock_contention`` of size n (they sum to n)."""
+    base, extra = divmod(n, LOCK_TASKS)
+    return [base + (1 if k < extra else 0) for k in range(LOCK_TASKS)]
+
+
 def prepare(workload: str, n: int):
     """Build a workload's input outside the timed section (None for most)."""
     if workload == "timers":
         return timer_delays(n)
+    if workload == "lock_contention":
+        return lock_shares(n)
     return None
 
 

@@ -276,7 +276,7 @@ def smoke_summary(cells) -> str:
             what = f"ERROR: {c.get('error')}"
         else:
             what = "n/a"
-        lines.append(f"  {c['workload']:<14} {c['impl']:<11} {what}")
+        lines.append(f"  {c['workload']:<18} {c['impl']:<11} {what}")
     return "\n".join(lines)
 
 

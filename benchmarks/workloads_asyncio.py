@@ -12,6 +12,11 @@ Equivalences (see README.md for how fair each one is):
 - move_on_after  -> ``async with asyncio.timeout(10): await asyncio.sleep(0)``
 - cancel_scope   -> ``async with asyncio.timeout(None): pass`` (nearest thing; an async
                     context manager, so it also creates two coroutine objects)
+- pingpong_channel   -> two ``asyncio.Queue(maxsize=1)`` (asyncio has no rendezvous
+                        queue; maxsize=1 is the nearest)
+- pingpong_event     -> fresh ``asyncio.Event`` objects, same hand-over protocol
+- channel_throughput -> ``asyncio.Queue(maxsize=100)``, one producer, one consumer
+- lock_contention    -> ``async with asyncio.Lock(): await asyncio.sleep(0)``, 10 tasks
 
 Requires Python >= 3.11 (TaskGroup, timeout, Runner); the worker reports asyncio as
 unavailable otherwise.
@@ -20,6 +25,8 @@ unavailable otherwise.
 from __future__ import annotations
 
 import asyncio
+
+import _common
 
 
 async def checkpoint(n, data):
@@ -77,6 +84,94 @@ async def cancel_scope(n, data):
         async with timeout(None):
             pass
     return i + 1
+
+
+async def pingpong_channel(n, data):
+    # asyncio has no rendezvous queue (maxsize=0 means unbounded); maxsize=1 is nearest.
+    ping = asyncio.Queue(maxsize=1)
+    pong = asyncio.Queue(maxsize=1)
+    bounced = []
+
+    async def ponger():
+        get = ping.get
+        put = pong.put
+        k = -1
+        for k in range(n):
+            await put(await get())
+        bounced.append(k + 1)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(ponger())
+        put = ping.put
+        get = pong.get
+        i = token = -1
+        for i in range(n):
+            await put(i)
+            token = await get()
+    return bounced[0] if token == i else -1
+
+
+async def pingpong_event(n, data):
+    Event = asyncio.Event
+    events = [Event(), Event()]
+    bounced = []
+
+    async def ponger():
+        k = -1
+        for k in range(n):
+            await events[1].wait()
+            events[1] = Event()
+            events[0].set()
+        bounced.append(k + 1)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(ponger())
+        i = -1
+        for i in range(n):
+            events[1].set()
+            await events[0].wait()
+            events[0] = Event()
+    return min(i + 1, bounced[0])
+
+
+async def channel_throughput(n, data):
+    queue = asyncio.Queue(maxsize=_common.CHANNEL_BUFFER)
+    received = []
+
+    async def consumer():
+        get = queue.get
+        i = item = -1
+        for i in range(n):
+            item = await get()
+        received.append((i + 1, item))
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(consumer())
+        put = queue.put
+        for i in range(n):
+            await put(i)
+    count, last = received[0]
+    return count if last == n - 1 else -1
+
+
+async def lock_contention(n, per_task):
+    lock = asyncio.Lock()
+    sleep = asyncio.sleep
+    done = []
+    append = done.append
+
+    async def worker(count):
+        i = -1
+        for i in range(count):
+            async with lock:
+                await sleep(0)
+        append(i + 1)
+
+    async with asyncio.TaskGroup() as tg:
+        create_task = tg.create_task
+        for count in per_task:
+            create_task(worker(count))
+    return sum(done)
 
 
 async def empty(n, data):
@@ -179,3 +274,129 @@ async def verify_cancel_scope():
         pass
     else:
         raise AssertionError("a rescheduled timeout(None) did not fire")
+
+
+async def verify_pingpong_channel():
+    # Not a rendezvous (asyncio has none): a maxsize=1 queue takes one item, then is full.
+    queue = asyncio.Queue(maxsize=1)
+    queue.put_nowait("x")
+    try:
+        queue.put_nowait("y")
+    except asyncio.QueueFull:
+        pass
+    else:
+        raise AssertionError("Queue(maxsize=1) accepted a second item")
+    assert queue.get_nowait() == "x"
+
+    # A put into a full queue blocks until a consumer has taken the item before it.
+    log = []
+    queue.put_nowait("first")
+
+    async def consumer():
+        await asyncio.sleep(0.005)
+        log.append("receiving")
+        log.append(await queue.get())
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(consumer())
+        await queue.put("second")
+        log.append("sent")
+    assert log.index("receiving") < log.index("sent"), f"put into a full queue did not wait: {log}"
+    assert queue.get_nowait() == "second"
+
+    ping = asyncio.Queue(maxsize=1)
+    pong = asyncio.Queue(maxsize=1)
+
+    async def ponger():
+        for _ in range(5):
+            await pong.put(await ping.get() * 10)
+
+    back = []
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(ponger())
+        for i in range(5):
+            await ping.put(i)
+            back.append(await pong.get())
+    assert back == [0, 10, 20, 30, 40], back
+
+
+async def verify_pingpong_event():
+    event = asyncio.Event()
+    log = []
+
+    async def waiter(tag):
+        await event.wait()
+        log.append(tag)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(waiter("a"))
+        tg.create_task(waiter("b"))
+        await asyncio.sleep(0.005)
+        assert log == [] and not event.is_set(), f"wait() returned before set(): {log}"
+        log.append("set")
+        event.set()
+    assert log[0] == "set" and sorted(log[1:]) == ["a", "b"], log
+    assert event.is_set()
+    await event.wait()  # an already-set event does not block
+
+    blocked = asyncio.ensure_future(asyncio.Event().wait())
+    await asyncio.sleep(0)
+    blocked.cancel()
+    try:
+        await blocked
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("a waiter on an unset Event could not be cancelled")
+
+
+async def verify_channel_throughput():
+    size = _common.CHANNEL_BUFFER
+    queue = asyncio.Queue(maxsize=size)
+    for i in range(size):
+        queue.put_nowait(i)
+    try:
+        queue.put_nowait(-1)
+    except asyncio.QueueFull:
+        pass
+    else:
+        raise AssertionError(f"Queue(maxsize={size}) accepted one item more")
+    got = [queue.get_nowait() for _ in range(size)]
+    assert got == list(range(size)), "buffered items came out of order"
+
+    n = 3 * size + 7
+    received = []
+
+    async def consumer():
+        for _ in range(n):
+            received.append(await queue.get())
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(consumer())
+        for i in range(n):
+            await queue.put(i)
+    assert received == list(range(n)), "items lost, duplicated or reordered"
+
+
+async def verify_lock_contention():
+    lock = asyncio.Lock()
+    holders = []
+    log = []
+    tasks, rounds = 4, 5
+
+    async def worker(tag):
+        for _ in range(rounds):
+            async with lock:
+                holders.append(tag)
+                assert len(holders) == 1, f"two tasks hold the lock: {holders}"
+                log.append(tag)
+                await asyncio.sleep(0)
+                holders.remove(tag)
+
+    async with asyncio.TaskGroup() as tg:
+        for t in range(tasks):
+            tg.create_task(worker(t))
+    assert len(log) == tasks * rounds
+    switches = sum(1 for x, y in zip(log, log[1:]) if x != y)
+    assert switches >= len(log) // 2, f"the lock was not contended / handed over: {log}"
+    assert not lock.locked()

@@ -19,6 +19,8 @@ fires would otherwise look fast).
 
 from __future__ import annotations
 
+import _common
+
 
 async def checkpoint(trio, n, data):
     cp = trio.lowlevel.checkpoint
@@ -75,6 +77,98 @@ async def cancel_scope(trio, n, data):
         with CancelScope():
             pass
     return i + 1
+
+
+async def pingpong_channel(trio, n, data):
+    ping_send, ping_recv = trio.open_memory_channel(0)
+    pong_send, pong_recv = trio.open_memory_channel(0)
+    bounced = []
+
+    async def ponger():
+        receive = ping_recv.receive
+        send = pong_send.send
+        k = -1
+        for k in range(n):
+            await send(await receive())
+        bounced.append(k + 1)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ponger)
+        send = ping_send.send
+        receive = pong_recv.receive
+        i = token = -1
+        for i in range(n):
+            await send(i)
+            token = await receive()
+    # Every round trip came back, and the last token is the last one sent.
+    return bounced[0] if token == i else -1
+
+
+async def pingpong_event(trio, n, data):
+    # events[0] is the pinger's, events[1] the ponger's. Each side waits on its own
+    # event, and after waking replaces it with a fresh one *before* setting the other
+    # side's, so a set never lands on an event that was already used.
+    Event = trio.Event
+    events = [Event(), Event()]
+    bounced = []
+
+    async def ponger():
+        k = -1
+        for k in range(n):
+            await events[1].wait()
+            events[1] = Event()
+            events[0].set()
+        bounced.append(k + 1)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ponger)
+        i = -1
+        for i in range(n):
+            events[1].set()
+            await events[0].wait()
+            events[0] = Event()
+    return min(i + 1, bounced[0])
+
+
+async def channel_throughput(trio, n, data):
+    send_channel, receive_channel = trio.open_memory_channel(_common.CHANNEL_BUFFER)
+    received = []
+
+    async def consumer():
+        receive = receive_channel.receive
+        i = item = -1
+        for i in range(n):
+            item = await receive()
+        received.append((i + 1, item))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer)
+        send = send_channel.send
+        for i in range(n):
+            await send(i)
+    count, last = received[0]
+    # FIFO: the last item received is the last one sent (order is checked in verify).
+    return count if last == n - 1 else -1
+
+
+async def lock_contention(trio, n, per_task):
+    lock = trio.Lock()
+    cp = trio.lowlevel.checkpoint
+    done = []
+    append = done.append
+
+    async def worker(count):
+        i = -1
+        for i in range(count):
+            async with lock:
+                await cp()
+        append(i + 1)
+
+    async with trio.open_nursery() as nursery:
+        start_soon = nursery.start_soon
+        for count in per_task:
+            start_soon(worker, count)
+    return sum(done)
 
 
 async def empty(trio, n, data):
@@ -160,3 +254,121 @@ async def verify_cancel_scope(trio):
             await trio.lowlevel.checkpoint()
         raise AssertionError("cancel did not reach a checkpoint in a nested scope")
     assert outer.cancelled_caught
+
+
+async def verify_pingpong_channel(trio):
+    # A 0-buffer channel is a rendezvous: send_nowait fails with nobody receiving, and
+    # send blocks until a receiver has taken the value.
+    send_channel, receive_channel = trio.open_memory_channel(0)
+    try:
+        send_channel.send_nowait("x")
+    except trio.WouldBlock:
+        pass
+    else:
+        raise AssertionError("send_nowait on a 0-buffer channel with no receiver succeeded")
+    log = []
+
+    async def receiver():
+        await trio.sleep(0.005)
+        log.append("receiving")
+        log.append(await receive_channel.receive())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        await send_channel.send("token")
+        log.append("sent")
+    assert sorted(log) == ["receiving", "sent", "token"], log
+    assert log.index("receiving") < log.index("sent"), f"send did not wait for a receiver: {log}"
+
+    # Tokens come back in order through the two channels.
+    ping_send, ping_recv = trio.open_memory_channel(0)
+    pong_send, pong_recv = trio.open_memory_channel(0)
+
+    async def ponger():
+        for _ in range(5):
+            await pong_send.send(await ping_recv.receive() * 10)
+
+    back = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ponger)
+        for i in range(5):
+            await ping_send.send(i)
+            back.append(await pong_recv.receive())
+    assert back == [0, 10, 20, 30, 40], back
+
+
+async def verify_pingpong_event(trio):
+    event = trio.Event()
+    log = []
+
+    async def waiter(tag):
+        await event.wait()
+        log.append(tag)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, "a")
+        nursery.start_soon(waiter, "b")
+        await trio.sleep(0.005)
+        assert log == [] and not event.is_set(), f"wait() returned before set(): {log}"
+        log.append("set")
+        event.set()
+    assert log[0] == "set" and sorted(log[1:]) == ["a", "b"], log
+    assert event.is_set()
+    await event.wait()  # an already-set event does not block
+
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await trio.Event().wait()
+    assert scope.cancelled_caught, "Event.wait() is not a cancel point"
+
+
+async def verify_channel_throughput(trio):
+    send_channel, receive_channel = trio.open_memory_channel(_common.CHANNEL_BUFFER)
+    for i in range(_common.CHANNEL_BUFFER):
+        send_channel.send_nowait(i)
+    try:
+        send_channel.send_nowait(-1)
+    except trio.WouldBlock:
+        pass
+    else:
+        raise AssertionError(f"buffer of {_common.CHANNEL_BUFFER} accepted one item more")
+    got = [receive_channel.receive_nowait() for _ in range(_common.CHANNEL_BUFFER)]
+    assert got == list(range(_common.CHANNEL_BUFFER)), "buffered items came out of order"
+
+    n = 3 * _common.CHANNEL_BUFFER + 7
+    received = []
+
+    async def consumer():
+        async for item in receive_channel:
+            received.append(item)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer)
+        async with send_channel:
+            for i in range(n):
+                await send_channel.send(i)
+    assert received == list(range(n)), "items lost, duplicated or reordered"
+
+
+async def verify_lock_contention(trio):
+    lock = trio.Lock()
+    holders = []
+    log = []
+    tasks, rounds = 4, 5
+
+    async def worker(tag):
+        for _ in range(rounds):
+            async with lock:
+                holders.append(tag)
+                assert len(holders) == 1, f"two tasks hold the lock: {holders}"
+                log.append(tag)
+                await trio.lowlevel.checkpoint()
+                holders.remove(tag)
+
+    async with trio.open_nursery() as nursery:
+        for t in range(tasks):
+            nursery.start_soon(worker, t)
+    assert len(log) == tasks * rounds
+    switches = sum(1 for x, y in zip(log, log[1:]) if x != y)
+    assert switches >= len(log) // 2, f"the lock was not contended / handed over: {log}"
+    assert not lock.locked()
