@@ -36,10 +36,22 @@ Design notes
 * The kernel calls back into the shared Python layer only for rare events: task exit
   (``self.task_exited``), cancel delivery (``task._attempt_delivery_of_any_pending_cancel``
   and friends, ``task._cancel_status._make_cancelled``) and instruments.
+
+* Spawn and exit have a common path here, used once the Runner sets ``_fast_paths``:
+  ``spawn_child`` (``Nursery.start_soon``) spawns a plain ``async def`` function, whose
+  call runs no user code (so neither the spawn context nor sniffio's name can be
+  observed during it) and always returns a fresh native coroutine; anything else goes
+  through ``self.spawn_impl`` (the Runner's general path). ``_exit_fast`` finishes a
+  task that returned normally when nothing rare is involved (no open child nurseries,
+  no parking-lot breakers, no task_exited instrument, not the main or root task, an
+  intact cancel status); anything else goes through ``self.task_exited``. Both do what
+  the general paths would do, in the same order.
 """
 
 from __future__ import annotations
 
+import contextvars
+import itertools
 import types
 from time import perf_counter as _perf_counter
 from typing import TYPE_CHECKING, Any
@@ -49,8 +61,12 @@ import outcome
 from ._exceptions import TrioInternalError
 
 if TYPE_CHECKING:
-    import contextvars
     from collections.abc import Callable, Generator
+
+_copy_context = contextvars.copy_context
+_FunctionType = types.FunctionType
+_MethodType = types.MethodType
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
 
 IDLE = 0
 SEND = 1
@@ -154,9 +170,13 @@ class TaskBase:
         "_abort_func",
         "_cancel_points",
         "_cancel_status",
+        "_child_nurseries",
         "_counter",
+        "_eventual_parent_nursery",
         "_ki_protected",
+        "_name",
         "_next_send",
+        "_parent_nursery",
         "_runner",
         "_schedule_points",
         "_send_mode",
@@ -172,7 +192,17 @@ class TaskBase:
         runner: Any,
         counter: int,
         ki_protected: bool,
+        parent_nursery: Any = None,
+        name: object = None,
     ) -> None:
+        # The task-tree fields (used by the Python layer's Task) live here too, so the
+        # kernel's spawn path can fill them without attribute calls.
+        self._parent_nursery = parent_nursery
+        # A str, or the spawned callable whose qualified name becomes the name on first
+        # use (see Task.name): most tasks are never named.
+        self._name = name
+        self._child_nurseries: list[Any] = []
+        self._eventual_parent_nursery: Any = None
         self.coro = coro
         self.context = context
         self._runner = runner
@@ -193,14 +223,22 @@ class KernelBase:
     __slots__ = (
         "__dict__",
         "__weakref__",
+        "_fast_paths",
         "_instr_before_step",
         "_instr_after_step",
+        "_instr_exited",
         "_instr_scheduled",
+        "_instr_spawned",
+        "_lot_breakers",
+        "_task_class",
+        "_task_counter",
         "current_task",
+        "init_task",
         "is_guest",
         "ki_pending",
         "main_task",
         "runq",
+        "tasks",
     )
 
     def __init__(self) -> None:
@@ -212,9 +250,21 @@ class KernelBase:
         self._instr_before_step = False
         self._instr_after_step = False
         self._instr_scheduled = False
+        # Spawn/exit state, owned by the Python layer (the Runner fills it in).
+        self._fast_paths = False  # spawn_child / the exit fast path may be used
+        self._instr_spawned = False
+        self._instr_exited = False
+        self.tasks: set[Any] = set()
+        self.init_task: Any = None
+        self._task_class: Any = None  # the TaskBase subclass spawn_child creates
+        self._task_counter = itertools.count()
+        self._lot_breakers: Any = {}  # the parking-lot breaker registry (a dict)
 
     # -- hooks the Python layer provides -------------------------------------------
     def task_exited(self, task: Any, result: outcome.Outcome[Any]) -> None:
+        raise NotImplementedError
+
+    def spawn_impl(self, async_fn: Any, args: tuple[Any, ...], nursery: Any, name: object) -> Any:
         raise NotImplementedError
 
     def force_guest_tick_asap(self) -> None:
@@ -246,6 +296,71 @@ class KernelBase:
     def _schedule_checkpoint(self, task: Any) -> None:
         self.reschedule(task, RESUME_NONE)
         task._send_mode = CHECKPOINT_RESUME
+
+    # -- spawning and exiting (common paths) ---------------------------------------------
+    def spawn_child(self, async_fn: Any, args: tuple[Any, ...], nursery: Any, name: object) -> Any:
+        """Spawn ``async_fn(*args)`` into *nursery* (``Nursery.start_soon``)."""
+        if nursery._closed:
+            raise RuntimeError("Nursery is closed to new arrivals")
+        fn = async_fn.__func__ if type(async_fn) is _MethodType else async_fn
+        if (
+            not self._fast_paths
+            or self._instr_spawned
+            or type(fn) is not _FunctionType
+            or not fn.__code__.co_flags & _CO_COROUTINE
+        ):
+            return self.spawn_impl(async_fn, args, nursery, name)
+        context = _copy_context()
+        # A plain async def: the call only binds arguments and makes the coroutine.
+        coro = async_fn(*args)
+        task = object.__new__(self._task_class)
+        TaskBase.__init__(
+            task,
+            coro,
+            context,
+            self,
+            next(self._task_counter),
+            False,
+            nursery,
+            async_fn if name is None else name,
+        )
+        self.tasks.add(task)
+        nursery._children.add(task)
+        status = nursery._cancel_status
+        task._cancel_status = status
+        status._tasks.add(task)
+        if status.effectively_cancelled:
+            task._attempt_delivery_of_any_pending_cancel()
+        # The first step sends None into the fresh coroutine.
+        self.reschedule(task, None)
+        return task
+
+    def _exit_fast(self, task: Any) -> bool:
+        """Finish *task*, which returned normally, if nothing rare is involved (else
+        return False: the caller uses ``task_exited``)."""
+        status = task._cancel_status
+        if (
+            task._child_nurseries
+            or self._lot_breakers
+            or self._instr_exited
+            or status is None
+            or status.abandoned_by_misnesting
+            or task is self.init_task
+            or task is self.main_task
+        ):
+            return False
+        status._tasks.discard(task)
+        task._cancel_status = None
+        self.tasks.remove(task)
+        nursery = task._parent_nursery
+        # Nursery._child_finished with a Value result.
+        nursery._children.remove(task)
+        if nursery._closed:
+            if hasattr(nursery, "_pending_excs"):
+                nursery._check_nursery_closed()
+        elif not (nursery._nested_child_running or nursery._children or nursery._pending_starts):
+            nursery._check_nursery_closed()
+        return True
 
     # -- stepping --------------------------------------------------------------------
     def run_batch(self, batch: list[Any]) -> None:
@@ -316,20 +431,27 @@ class KernelBase:
             self._call_instrument("before_task_step", task)
         coro = task.coro
         final: Any = None
+        returned = False
         try:
             if mode == THROW:
                 msg = task.context.run(coro.throw, value)
             else:
                 msg = task.context.run(coro.send, value)
         except StopIteration as stop:
-            final = outcome.Value(stop.value)
+            returned = True
+            final = stop.value
         except BaseException as exc:
             # Drop our own frame (context.run adds none) from the traceback.
             tb = exc.__traceback__
             final = outcome.Error(exc.with_traceback(tb.tb_next if tb is not None else None))
             del tb, exc
         del value
-        if final is not None:
+        if returned:
+            # Outside the except block, like task_exited below.
+            if not (self._fast_paths and self._exit_fast(task)):
+                self.task_exited(task, outcome.Value(final))
+            del final
+        elif final is not None:
             # Outside the except block: nothing the exit path raises may pick up the
             # task's exception as its __context__.
             self.task_exited(task, final)

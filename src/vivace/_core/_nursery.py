@@ -310,7 +310,7 @@ class Nursery(metaclass=NoPublicConstructor):
         self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
     ) -> None:
         """Spawn ``async_fn(*args)`` as a child task and return at once (no checkpoint)."""
-        GLOBAL_RUN_CONTEXT.runner.spawn_impl(async_fn, args, self, name)
+        GLOBAL_RUN_CONTEXT.runner.spawn_child(async_fn, args, self, name)
 
     async def start(
         self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None

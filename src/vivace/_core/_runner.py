@@ -3,8 +3,10 @@
 Design notes
 ------------
 ``Runner`` subclasses the kernel's ``KernelBase`` (compiled or reference), which owns
-the run queue and task stepping; everything here runs at most once per task lifetime or
-per rare event (spawn, exit, KeyboardInterrupt, idle detection), so it stays Python.
+the run queue and task stepping, and also the common paths of spawning
+(``KernelBase.spawn_child``, used by ``start_soon``) and of a normal task exit. What is
+here runs at most once per task lifetime or per rare event (the general spawn and exit
+paths the kernel falls back to, KeyboardInterrupt, idle detection), so it stays Python.
 
 Task tree: the root task ("init") owns three nested nurseries -- run_sync_soon's, the
 system nursery, and the main task's -- so that at shutdown the main task finishes
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import itertools
 import types
 from math import inf
 from typing import TYPE_CHECKING, Any
@@ -76,16 +77,12 @@ class Runner(KernelBase):
     ) -> None:
         super().__init__()
         self.clock = clock
-        self._instr_spawned = False
-        self._instr_exited = False
         self.instruments = Instruments((), self._refresh_instrument_flags)
         self.io_manager = io_manager
         self.ki_manager = ki_manager
         self.strict_exception_groups = strict_exception_groups
         self._locals: dict[Any, object] = {}
-        self.tasks: set[Task] = set()
         self.deadlines: DeadlineHeap[Any] = DeadlineHeap()
-        self.init_task: Task | None = None
         self.system_nursery: Any = None
         self.system_context = contextvars.copy_context()
         self.main_task_outcome: outcome.Outcome[Any] | None = None
@@ -95,7 +92,11 @@ class Runner(KernelBase):
         self.clock_autojump_threshold = inf
         self.guest_tick_scheduled = False
         self.waiting_for_idle: SortedDict = SortedDict()
-        self._task_counter = itertools.count()
+        # The kernel's spawn/exit fast paths (KernelBase.spawn_child, the exit path of
+        # its task step) build Tasks and consult the parking-lot breaker registry.
+        self._task_class = Task
+        self._lot_breakers = GLOBAL_PARKING_LOT_BREAKER
+        self._fast_paths = True
         for instrument in instruments:
             self.instruments.add_instrument(instrument)
 
@@ -170,14 +171,14 @@ class Runner(KernelBase):
         # type.__call__ directly: Task's metaclass refuses public construction.
         task = _type_call(
             Task,
-            coro=coro,
-            parent_nursery=nursery,
-            runner=self,
+            coro,
+            context,
+            self,
+            next(self._task_counter),
+            system_task,
+            nursery,
             # The display name is computed on first use (see Task.name).
-            name=async_fn if name is None else name,
-            context=context,
-            counter=next(self._task_counter),
-            ki_protected=system_task,
+            async_fn if name is None else name,
         )
         self.tasks.add(task)
         if nursery is not None:

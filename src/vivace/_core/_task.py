@@ -36,31 +36,16 @@ class Task(TaskBase, metaclass=NoPublicConstructor):
     """A running task. Get one from ``current_task()``, ``Nursery.child_tasks`` or the
     instrument hooks; there is no public constructor."""
 
-    __slots__ = (
-        "_child_nurseries",
-        "_eventual_parent_nursery",
-        "_name",
-        "_parent_nursery",
-    )
+    # No fields of its own: the task-tree fields (_parent_nursery, _name,
+    # _child_nurseries, _eventual_parent_nursery) are TaskBase's, set by its __init__,
+    # so the kernel can build tasks without Python-level calls.
+    __slots__ = ()
 
-    def __init__(
-        self,
-        *,
-        coro: Any,
-        parent_nursery: Nursery | None,
-        runner: Any,
-        name: object,
-        context: Any,
-        counter: int,
-        ki_protected: bool,
-    ) -> None:
-        super().__init__(coro, context, runner, counter, ki_protected)
-        self._parent_nursery = parent_nursery
-        # A str, or the spawned callable whose qualified name becomes the name on first
-        # use: most tasks are never named, so spawning skips the formatting.
-        self._name: object = name
-        self._child_nurseries: list[Nursery] = []
-        self._eventual_parent_nursery: Nursery | None = None
+    if TYPE_CHECKING:
+        _parent_nursery: Nursery | None
+        _name: object
+        _child_nurseries: list[Nursery]
+        _eventual_parent_nursery: Nursery | None
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} at {id(self):#x}>"

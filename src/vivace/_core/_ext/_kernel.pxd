@@ -12,6 +12,11 @@ cdef class TaskBase:
     cdef public object _cancel_status
     cdef public object custom_sleep_data
     cdef public object _counter
+    # Task-tree fields of the Python layer's Task, here so spawning sets them in C.
+    cdef public object _parent_nursery
+    cdef public object _name
+    cdef public object _child_nurseries
+    cdef public object _eventual_parent_nursery
     # _schedule_points / _cancel_points (properties): a C count, unless a Python
     # caller stored something that is not a machine-size int, kept boxed in a 1-tuple.
     cdef Py_ssize_t _sp_n
@@ -33,9 +38,19 @@ cdef class KernelBase:
     cdef public bint _instr_before_step
     cdef public bint _instr_after_step
     cdef public bint _instr_scheduled
+    # Spawn/exit state owned by the Python layer (see KernelBase.__init__).
+    cdef public bint _fast_paths
+    cdef public bint _instr_spawned
+    cdef public bint _instr_exited
+    cdef public object tasks
+    cdef public object init_task
+    cdef public object _task_class
+    cdef public object _task_counter
+    cdef public object _lot_breakers
 
     cdef int _reschedule(self, TaskBase task, object next_send) except -1
     cdef int _run_batch_c(self, list batch) except -1
     cdef int _step_c(self, TaskBase task) except -1
     cdef int _deliver_later_c(self, TaskBase task, object exc) except -1
     cdef int _dispatch_c(self, TaskBase task, object msg) except -1
+    cdef int _exit_fast_c(self, TaskBase task) except -1

@@ -35,6 +35,8 @@ Design notes
 * A SIGINT that arrives while this C loop runs must be deferred (the loop is
   KI-protected); pending signal handlers are therefore run between task steps,
   where the innermost Python frame is the protected run loop, not user code.
+* The common paths of spawning and of a normal exit (``spawn_child``, ``_exit_fast``)
+  are in ``_kernel_spawn.pxi``, included at the end of this module.
 * The GIL is held throughout: every step calls into Python, so there is no nogil
   section to gain from.
 """
@@ -58,6 +60,7 @@ cdef inline double _monotonic() noexcept nogil:
 from vivace._core._ext._heap cimport DeadlineHeap
 
 import collections.abc
+import itertools
 import sys
 
 # time.perf_counter is CLOCK_MONOTONIC on Linux; elsewhere run_busy uses clock_now.
@@ -482,7 +485,14 @@ def permanently_detach_coroutine_object(final_outcome):
 cdef class TaskBase:
     """The hot half of ``lowlevel.Task``; the Python layer subclasses it."""
 
-    def __init__(self, coro, context, runner, counter, ki_protected):
+    def __init__(self, coro, context, runner, counter, ki_protected, parent_nursery=None,
+                 name=None):
+        # The task-tree fields (used by the Python layer's Task) live here too, so
+        # the kernel's spawn path sets them in C.
+        self._parent_nursery = parent_nursery
+        self._name = name
+        self._child_nurseries = []
+        self._eventual_parent_nursery = None
         self.coro = coro
         self.context = context
         self._runner = runner
@@ -594,9 +604,21 @@ cdef class KernelBase:
         self._instr_before_step = False
         self._instr_after_step = False
         self._instr_scheduled = False
+        # Spawn/exit state, owned by the Python layer (the Runner fills it in).
+        self._fast_paths = False
+        self._instr_spawned = False
+        self._instr_exited = False
+        self.tasks = set()
+        self.init_task = None
+        self._task_class = None
+        self._task_counter = itertools.count()
+        self._lot_breakers = {}
 
     # -- hooks the Python layer provides -------------------------------------------
     def task_exited(self, task, result):
+        raise NotImplementedError
+
+    def spawn_impl(self, async_fn, args, nursery, name):
         raise NotImplementedError
 
     def force_guest_tick_asap(self):
@@ -634,6 +656,19 @@ cdef class KernelBase:
         if self._instr_scheduled:
             self._call_instrument("task_scheduled", task)
         return 0
+
+    # -- spawning and exiting (common paths; see _kernel_spawn.pxi) -------------------
+    def spawn_child(self, async_fn, args, nursery, name):
+        """Spawn ``async_fn(*args)`` into *nursery* (``Nursery.start_soon``)."""
+        return _spawn_child(self, async_fn, args, nursery, name)
+
+    def _exit_fast(self, task):
+        """Finish *task*, which returned normally, if nothing rare is involved (else
+        return False: the caller uses ``task_exited``)."""
+        return self._exit_fast_c(_as_task(task)) == 1
+
+    cdef int _exit_fast_c(self, TaskBase task) except -1:
+        return _exit_fast(self, task)
 
     # -- stepping --------------------------------------------------------------------
     def run_batch(self, list batch not None):
@@ -721,9 +756,11 @@ cdef class KernelBase:
         if r == PYGEN_NEXT:
             self._dispatch_c(task, result)
         elif r == PYGEN_RETURN:
-            if mode == _THROW:  # throw() ended the coroutine: `result` is StopIteration
-                result = result.value
-            self.task_exited(task, _Value(result))
+            # The common exit needs no outcome object; anything rare -> task_exited.
+            if not (self._fast_paths and _exit_fast(self, task)):
+                if mode == _THROW:  # throw() ended the coroutine: `result` is StopIteration
+                    result = result.value
+                self.task_exited(task, _Value(result))
         else:
             self.task_exited(task, _Error(result))
         result = None
@@ -779,3 +816,6 @@ cdef TaskBase _as_task(object task):
         return <TaskBase>task
     task._send_mode
     raise TypeError(f"expected a vivace task, not {type(task).__name__}")
+
+
+include "_kernel_spawn.pxi"

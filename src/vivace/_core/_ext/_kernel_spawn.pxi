@@ -1,0 +1,130 @@
+# Included by _kernel.pyx: the common paths of spawning and exiting, compiled twin of
+# KernelBase.spawn_child / KernelBase._exit_fast in _kernel_py.py (read the design
+# notes there). Same checks, same side effects in the same order; every rare case
+# goes to the Python layer (self.spawn_impl / self.task_exited) before anything
+# observable has happened.
+
+cdef extern from "Python.h":
+    PyObject *PyContext_CopyCurrent() except NULL
+    int PySet_Add(object, object) except -1
+    int PySet_Discard(object, object) except -1
+
+cdef extern from *:
+    """
+    /* Whether calling `fn` can only bind arguments and build a native coroutine, with
+       no user code run: a plain `async def` function, or a bound method of one. */
+    static int vv_is_async_def(PyObject *fn) {
+        PyObject *code;
+        if (PyMethod_Check(fn)) fn = PyMethod_GET_FUNCTION(fn);
+        if (!PyFunction_Check(fn)) return 0;  /* exact type, like `type(fn) is ...` */
+        code = PyFunction_GET_CODE(fn);
+        return (((PyCodeObject *)code)->co_flags & CO_COROUTINE) != 0;
+    }
+
+    /* cls.__new__(cls) for a subclass of `base`, straight through its tp_new slot
+       (new reference; NULL with an error set). The Python-level call would go
+       through tp_new_wrapper and the metaclass' subclass check. */
+    static PyObject *vv_new_instance(PyObject *cls, PyObject *base) {
+        PyObject *empty, *obj;
+        if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)base)) {
+            PyErr_SetString(PyExc_TypeError, "the kernel's _task_class must be a TaskBase subclass");
+            return NULL;
+        }
+        empty = PyTuple_New(0);
+        if (empty == NULL) return NULL;
+        obj = ((PyTypeObject *)cls)->tp_new((PyTypeObject *)cls, empty, NULL);
+        Py_DECREF(empty);
+        return obj;
+    }
+    """
+    bint vv_is_async_def(object) noexcept
+    PyObject *vv_new_instance(PyObject *, PyObject *) except NULL
+
+
+cdef inline int _set_add(object s, object item) except -1:
+    # The Python layer's sets are plain sets: PySet_Add, else the method (a subclass).
+    if type(s) is set:
+        return PySet_Add(s, item)
+    s.add(item)
+    return 0
+
+
+cdef inline int _set_discard(object s, object item) except -1:
+    if type(s) is set:
+        PySet_Discard(s, item)
+    else:
+        s.discard(item)
+    return 0
+
+
+cdef inline int _set_remove(object s, object item) except -1:
+    if type(s) is set:
+        if PySet_Discard(s, item) == 0:
+            raise KeyError(item)  # what set.remove raises
+    else:
+        s.remove(item)
+    return 0
+
+
+cdef object _spawn_child(KernelBase self, object async_fn, object args, object nursery,
+                         object name):
+    cdef TaskBase task
+    if nursery._closed:
+        raise RuntimeError("Nursery is closed to new arrivals")
+    if not self._fast_paths or self._instr_spawned or not vv_is_async_def(async_fn):
+        return self.spawn_impl(async_fn, args, nursery, name)
+    context = _steal(PyContext_CopyCurrent())  # new reference, owned by `context`
+    # A plain async def: the call only binds arguments and makes the coroutine.
+    coro = async_fn(*args)
+    # tp_new of the Python-layer subclass (Task's metaclass refuses __call__): every
+    # field starts as None/0. The new reference is handed over to `task`.
+    task = <TaskBase>_steal(vv_new_instance(<PyObject *>self._task_class,
+                                            <PyObject *>TaskBase))
+    task.coro = coro
+    task.context = context
+    task._runner = self
+    task._counter = next(self._task_counter)
+    task._ki_protected = False
+    task._send_mode = _IDLE
+    task._parent_nursery = nursery
+    task._name = async_fn if name is None else name
+    task._child_nurseries = []
+    # (_next_send, _abort_func, _cancel_status, custom_sleep_data, the counters and
+    # the boxes start as None/0 from tp_new, as TaskBase.__init__ would set them.)
+    _set_add(self.tasks, task)
+    _set_add(nursery._children, task)
+    status = nursery._cancel_status
+    task._cancel_status = status
+    _set_add(status._tasks, task)
+    if status.effectively_cancelled:
+        task._attempt_delivery_of_any_pending_cancel()
+    # The first step sends None into the fresh coroutine.
+    self._reschedule(task, None)
+    return task
+
+
+cdef int _exit_fast(KernelBase self, TaskBase task) except -1:
+    # 1: finished here; 0: something rare is involved, the caller uses task_exited.
+    status = task._cancel_status
+    if (
+        task._child_nurseries
+        or self._lot_breakers
+        or self._instr_exited
+        or status is None
+        or status.abandoned_by_misnesting
+        or task is self.init_task
+        or task is self.main_task
+    ):
+        return 0
+    _set_discard(status._tasks, task)
+    task._cancel_status = None
+    _set_remove(self.tasks, task)
+    nursery = task._parent_nursery
+    # Nursery._child_finished with a Value result.
+    _set_remove(nursery._children, task)
+    if nursery._closed:
+        if hasattr(nursery, "_pending_excs"):
+            nursery._check_nursery_closed()
+    elif not (nursery._nested_child_running or nursery._children or nursery._pending_starts):
+        nursery._check_nursery_closed()
+    return 1
