@@ -266,18 +266,23 @@ class CancelScope:
         relative_deadline: float = inf,
         shield: bool = False,
     ) -> None:
-        if isnan(deadline):
-            raise ValueError("deadline must not be NaN")
-        if isnan(relative_deadline):
-            raise ValueError("relative deadline must not be NaN")
-        if relative_deadline < 0:
-            raise ValueError("timeout must be non-negative")
-        if relative_deadline != inf and deadline != inf:
-            raise ValueError("Cannot specify both a deadline and a relative deadline")
-        if not isinstance(shield, bool):
+        # The defaults need no checking (NaN != inf, so NaN still gets checked).
+        if deadline != inf:
+            if isnan(deadline):
+                raise ValueError("deadline must not be NaN")
+            deadline = float(deadline)
+        if relative_deadline != inf:
+            if isnan(relative_deadline):
+                raise ValueError("relative deadline must not be NaN")
+            if relative_deadline < 0:
+                raise ValueError("timeout must be non-negative")
+            if deadline != inf:
+                raise ValueError("Cannot specify both a deadline and a relative deadline")
+            relative_deadline = float(relative_deadline)
+        if shield is not False and shield is not True:
             raise TypeError("shield must be a bool")
-        self._deadline = float(deadline)
-        self._relative_deadline = float(relative_deadline)
+        self._deadline = deadline
+        self._relative_deadline = relative_deadline
         self._shield = shield
         self._cancel_status: CancelStatus | None = None
         self._has_been_entered = False
