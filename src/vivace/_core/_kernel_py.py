@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import random as _random
 import types
 from time import perf_counter as _perf_counter
 from typing import TYPE_CHECKING, Any
@@ -160,6 +161,25 @@ async def permanently_detach_coroutine_object(
     final_outcome: outcome.Outcome[Any],
 ) -> Any:
     return await _yield(PermanentlyDetachCoroutineObject(final_outcome))
+
+
+class SystemClock:
+    """The default clock: ``time.perf_counter`` plus a random offset, so that code cannot
+    rely on the clock's epoch. (Registered as a ``vivace.abc.Clock`` by the run module.)"""
+
+    __slots__ = ("offset",)
+
+    def __init__(self) -> None:
+        self.offset = _random.uniform(10000, 200000)
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        return self.offset + _perf_counter()
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return deadline - self.current_time()
 
 
 class TaskBase:

@@ -61,7 +61,9 @@ from vivace._core._ext._heap cimport DeadlineHeap
 
 import collections.abc
 import itertools
+import random as _random
 import sys
+from time import perf_counter as _perf_counter
 
 # time.perf_counter is CLOCK_MONOTONIC on Linux; elsewhere run_busy uses clock_now.
 _HAVE_MONOTONIC = sys.platform.startswith("linux")
@@ -481,6 +483,29 @@ def permanently_detach_coroutine_object(final_outcome):
 
 
 # -- tasks and the kernel ---------------------------------------------------------------
+
+cdef class SystemClock:
+    """The default clock: ``time.perf_counter`` plus a random offset, so that code cannot
+    rely on the clock's epoch. (Registered as a ``vivace.abc.Clock`` by the run module.)"""
+
+    cdef public double offset
+
+    def __init__(self):
+        self.offset = _random.uniform(10000, 200000)
+
+    def start_clock(self):
+        pass
+
+    cpdef double current_time(self) except? -1.0:
+        # CLOCK_MONOTONIC is what time.perf_counter reads on Linux: same values, no
+        # Python call. Elsewhere, ask perf_counter.
+        if _HAVE_MONOTONIC:
+            return self.offset + _monotonic()
+        return self.offset + _perf_counter()
+
+    def deadline_to_sleep_time(self, double deadline):
+        return deadline - self.current_time()
+
 
 cdef class TaskBase:
     """The hot half of ``lowlevel.Task``; the Python layer subclasses it."""
