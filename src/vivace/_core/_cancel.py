@@ -150,14 +150,17 @@ class CancelStatus:
                 parent._children.discard(self)
             self._parent = None
         if self._tasks or self._children:
-            # Exited while tasks or nested scopes still point here: misnesting. Cancel
-            # everything below so the damage surfaces instead of hanging.
-            self._mark_abandoned()
-            self.effectively_cancelled = True
-            for task in list(self._tasks):
-                task._attempt_delivery_of_any_pending_cancel()
-            for child in list(self._children or ()):
-                child.recalculate()
+            self._abandon()
+
+    def _abandon(self) -> None:
+        # Exited while tasks or nested scopes still point here: misnesting. Cancel
+        # everything below so the damage surfaces instead of hanging.
+        self._mark_abandoned()
+        self.effectively_cancelled = True
+        for task in list(self._tasks):
+            task._attempt_delivery_of_any_pending_cancel()
+        for child in list(self._children or ()):
+            child.recalculate()
 
     @property
     def parent_cancellation_is_visible_to_us(self) -> bool:
@@ -294,11 +297,14 @@ class CancelScope:
 
     # -- entering and exiting --------------------------------------------------------
     def __enter__(self) -> Self:
-        task = _current_task()
+        runner: Any = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
+        task = runner.current_task if runner is not None else None
+        if task is None:
+            raise RuntimeError("must be called from async context")
         if self._has_been_entered:
             raise RuntimeError("Each CancelScope may only be used for a single 'with' block")
         self._has_been_entered = True
-        runner = self._runner = task._runner
+        self._runner = runner
         deadline = self._deadline
         relative = self._relative_deadline
         if relative != inf or deadline != inf:
@@ -381,7 +387,14 @@ class CancelScope:
                 if matched:
                     self.cancelled_caught = True
                 exc = _collapse(rest) if rest is not None else None
-        status.close()
+        # Inline of status.close() for the common case.
+        parent = status._parent
+        if parent is not None:
+            if parent._children:
+                parent._children.discard(status)
+            status._parent = None
+        if status._tasks or status._children:
+            status._abandon()
         self._cancel_status = None
         handle = self._heap_handle
         if handle is not None:
