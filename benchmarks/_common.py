@@ -31,6 +31,7 @@ WORKLOADS = (
     "pingpong_event",
     "channel_throughput",
     "lock_contention",
+    "echo",
 )
 
 DEFAULT_SIZES = {
@@ -43,6 +44,7 @@ DEFAULT_SIZES = {
     "pingpong_event": 100_000,  # round trips
     "channel_throughput": 100_000,  # items
     "lock_contention": 100_000,  # acquisitions, over LOCK_TASKS tasks
+    "echo": 100_000,  # measured round trips over ECHO_CONNECTIONS connections
 }
 QUICK_DIVISOR = 10
 DEFAULT_RUNS = 7
@@ -71,6 +73,28 @@ CHANNEL_BUFFER = 100
 # ``lock_contention``: this many tasks share n acquisitions of one lock (n // LOCK_TASKS
 # each, the remainder spread over the first tasks), each holding it across a checkpoint.
 LOCK_TASKS = 10
+
+# ``echo``: a TCP echo server (the worker process, one per implementation) driven over
+# loopback by ``echo_client.py``, a separate stdlib-only process (blocking sockets +
+# selectors). ECHO_CONNECTIONS connections, one ECHO_SIZE-byte request in flight on
+# each; n is the number of round trips in the measured window (all connections
+# together), after an unmeasured warm-up of echo_warmup(n) round trips. The client gives
+# up after ECHO_MAX_SECONDS; the server stops when every connection has closed (or
+# ECHO_MAX_SECONDS + 10 s later).
+ECHO_CONNECTIONS = 50
+ECHO_SIZE = 1024
+ECHO_MAX_SECONDS = 120.0
+
+
+def echo_warmup(n: int) -> int:
+    return min(n, 2_000)
+
+
+def echo_config(n: int) -> dict:
+    """The ``echo`` server's settings; identical for every implementation."""
+    return {"connections": ECHO_CONNECTIONS, "size": ECHO_SIZE,
+            "warmup": echo_warmup(n), "max_seconds": ECHO_MAX_SECONDS}
+
 
 # Which clock a workload's headline ns/op comes from. "wall" is perf_counter around the
 # run; "cpu" is process_time around the run. ``timers`` is CPU time: its wall time has a
@@ -104,6 +128,12 @@ DESCRIPTIONS = {
     "lock_contention": f"{LOCK_TASKS} tasks share n acquisitions of one `trio.Lock()`, "
     "each `async with lock: await trio.lowlevel.checkpoint()`; per acquisition "
     "(asyncio: `asyncio.Lock` around `await asyncio.sleep(0)`)",
+    "echo": f"TCP echo server over loopback, {ECHO_CONNECTIONS} connections x "
+    f"{ECHO_SIZE} B request/response, driven by a separate stdlib client process "
+    "(blocking sockets + selectors, the same for every server); per round trip, wall "
+    "time of the client's measured window (= 1 / req/s). trio API: `trio.serve_tcp` + "
+    "`SocketStream.receive_some` / `send_all`; asyncio: `asyncio.start_server` + "
+    "`reader.read` / `writer.write` + `drain`",
 }
 
 # Environment variables that change interpreter or event-loop speed; the runner strips

@@ -148,6 +148,13 @@ def overhead_line(doc: dict) -> str | None:
             "only at small n): " + ", ".join(parts) + ".")
 
 
+def _clk_tck() -> int:
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
 def _notes(doc: dict, scaling: bool = False) -> list[str]:
     workloads = doc["config"]["workloads"]
     lines = [
@@ -180,6 +187,13 @@ def _notes(doc: dict, scaling: bool = False) -> list[str]:
         lines.append("- `timers` ns/op is CPU time (process_time), because its wall time "
                      f"includes up to {_common.TIMER_MAX_DELAY * 1000:g} ms spent idle "
                      "waiting for the deadlines; wall-clock figures are in the JSON.")
+    if "echo" in workloads:
+        what = ("server CPU time per round trip" if doc["config"].get("cpu_time") else
+                "wall time per round trip in the client's measured window (1e9 ÷ req/s), "
+                "so its \"vs\" ratios are req/s ratios")
+        lines.append(f"- `echo` ns/op is {what}; req/s and server CPU per request are "
+                     "in the TCP echo section (CPU time has clock-tick resolution, "
+                     f"1/{_clk_tck()} s).")
     bad = [(i, p.get("error")) for i, p in doc["impls"].items() if not p.get("available")]
     for impl, err in bad:
         lines.append(f"- n/a `{impl}`: {err}")
@@ -229,8 +243,65 @@ def markdown(doc: dict) -> str:
                   for b in _common.BASELINES),
                 fmt_mib(c.get("peak_rss_kib")), fmt_mib(c.get("rss_delta_kib")),
             ]) + " |")
+    out += echo_markdown(doc)
     out += [""] + _notes(doc) + [""]
     return "\n".join(out)
+
+
+def fmt_rate(x) -> str:
+    return "—" if x is None else f"{x:,.0f}"
+
+
+def fmt_us(x) -> str:
+    return "—" if x is None else (f"{x:.1f}" if x < 100 else f"{x:,.0f}")
+
+
+def echo_markdown(doc: dict) -> list[str]:
+    """The ``echo`` section: req/s and server CPU per request, with both ratios."""
+    cells = [c for c in doc["cells"] if c["workload"] == "echo"]
+    if not cells:
+        return []
+    impls = doc["config"]["impls"]
+    cfg = next((c["echo"] for c in cells if c.get("echo")), None) or {
+        "connections": _common.ECHO_CONNECTIONS, "size": _common.ECHO_SIZE}
+    out = ["", f"## TCP echo: {cfg['connections']} connections × {cfg['size']:,} B over "
+           "loopback, neutral stdlib client", "",
+           "Throughput is measured by the client (the same stdlib `selectors` + blocking "
+           "sockets process for every server); server CPU is the server process's "
+           "utime + stime (`/proc/<pid>/stat`) over the same window, ÷ requests. "
+           "req/s ratio = this row ÷ baseline; CPU ratio = baseline ÷ this row; above 1× "
+           "this row is better. \"server CPU\" / \"client CPU\" = share of one core "
+           "busy during the window (a client near 100 % means the client, not the "
+           "server, limited req/s).", ""]
+    for n in sorted({c["n"] for c in cells}):
+        by = {c["impl"]: c for c in cells if c["n"] == n}
+        out += [f"n = {n:,} round trips per run (plus "
+                f"{_common.echo_warmup(n):,} unmeasured warm-up)", "",
+                "| impl | req/s median [min–max] | req/s vs trio | vs asyncio "
+                "| vs uvloop | server CPU µs/req median [min–max] | CPU vs trio "
+                "| vs asyncio | vs uvloop | server CPU | client CPU |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for impl in impls:
+            c = by.get(impl)
+            if c is None:
+                continue
+            name = f"**{impl}**" if impl in _common.SUBJECTS else impl
+            if c["status"] != "ok" or "req_per_s" not in c:
+                out.append(f"| {name} | {c['status']} |" + " — |" * 9)
+                continue
+            r, u = c["req_per_s"], c["server_cpu_us_per_req"]
+            rr, cr = c.get("req_ratios", {}), c.get("cpu_ratios", {})
+            out.append("| " + " | ".join([
+                name,
+                f"{fmt_rate(r['median'])} [{fmt_rate(r['min'])}–{fmt_rate(r['max'])}]",
+                *(fmt_ratio(rr.get(b)) for b in _common.BASELINES),
+                f"{fmt_us(u['median'])} [{fmt_us(u['min'])}–{fmt_us(u['max'])}]",
+                *(fmt_ratio(cr.get(b)) for b in _common.BASELINES),
+                f"{c['server_cpu_share'] * 100:.0f} %",
+                f"{c['client_cpu_share'] * 100:.0f} %",
+            ]) + " |")
+        out.append("")
+    return out
 
 
 def scaling_markdown(doc: dict) -> str:

@@ -21,6 +21,7 @@ import importlib.machinery
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 import traceback
@@ -149,7 +150,100 @@ def run_overhead(run, wl, repeat: int = 5) -> float:
     return best
 
 
+CLIENT = HERE / "echo_client.py"
+
+
+def measure_echo(run, wl, n: int, gc_off: bool = False) -> dict:
+    """``echo``: this process is the server; ``echo_client.py`` (a separate, stdlib-only
+    process, the same for every implementation) drives it and times the window.
+
+    The client is started first and waits for the port on its stdin; the server's
+    ``run(...)`` announces it once listening and returns when the client has closed all
+    its connections. Throughput and the server's CPU time (read by the client from
+    /proc/<this pid>/stat at the window's edges) come from the client's measured window
+    only: start-up, connecting and the warm-up round trips are outside it.
+    """
+    cfg = _common.echo_config(n)
+    cmd = [sys.executable, str(CLIENT), "--server-pid", str(os.getpid()),
+           "--requests", str(n), "--warmup", str(cfg["warmup"]),
+           "--connections", str(cfg["connections"]), "--size", str(cfg["size"]),
+           "--max-seconds", str(cfg["max_seconds"])]
+    client = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=str(HERE))
+
+    def announce(port: int) -> None:
+        client.stdin.write(f"{port}\n")
+        client.stdin.close()
+        client.stdin = None  # so that communicate() does not flush it
+
+    data = dict(cfg, announce=announce)
+    gc.collect()
+    rss_before = maxrss_kib()
+    try:
+        if gc_off:
+            gc.disable()
+        c0 = time.process_time()
+        echoed, served = run(wl.echo, n, data)
+        c1 = time.process_time()
+        gc.enable()
+    finally:
+        if client.stdin is not None:  # the server failed before listening
+            client.stdin.close()
+            client.stdin = None
+        try:
+            out, err = client.communicate(timeout=cfg["max_seconds"] + 30)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            out, err = client.communicate()
+    rss_peak = maxrss_kib()
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"echo client exited {client.returncode} without a result: "
+                           f"{err.strip()[-300:]}")
+    res = json.loads(lines[-1])
+    if not res.get("ok"):
+        raise RuntimeError(res.get("error") or "echo client failed")
+    # Not timed: the server really echoed what the client counted, on every connection.
+    if served != cfg["connections"] or res["connections"] != cfg["connections"]:
+        raise AssertionError(f"echo: server saw {served} connections closed, expected "
+                             f"{cfg['connections']}")
+    if echoed != res["round_trips_total"] * cfg["size"]:
+        raise AssertionError(f"echo: server echoed {echoed} bytes, client completed "
+                             f"{res['round_trips_total']} x {cfg['size']} B")
+    overhead = run_overhead(run, wl)
+
+    window, server_cpu = res["window_s"], res["server_cpu_s"]
+    metric = _common.metric_of("echo")
+    wall_ns, cpu_ns = window * 1e9 / n, server_cpu * 1e9 / n
+    return {
+        "workload": "echo",
+        "n": n,
+        "metric": metric,
+        "elapsed_s": window,
+        "cpu_s": server_cpu,
+        "ns_per_op": cpu_ns if metric == "cpu" else wall_ns,
+        "wall_ns_per_op": wall_ns,
+        "cpu_ns_per_op": cpu_ns,
+        "req_per_s": res["req_per_s"],
+        "server_cpu_us_per_req": server_cpu * 1e6 / n,
+        "server_cpu_share": server_cpu / window,
+        "client_cpu_s": res["client_cpu_s"],
+        "client_cpu_share": res["client_cpu_s"] / window,
+        "server_cpu_whole_run_s": c1 - c0,
+        "clk_tck": res["clk_tck"],
+        "echo": {k: cfg[k] for k in ("connections", "size", "warmup")},
+        "rss_before_kib": rss_before,
+        "peak_rss_kib": rss_peak,
+        "rss_delta_kib": rss_peak - rss_before,
+        "run_overhead_s": overhead,
+        "gc": "off" if gc_off else "on",
+        "verified": True,
+    }
+
+
 def measure(run, wl, workload: str, n: int, warmup: int, gc_off: bool = False) -> dict:
+    if workload == "echo":
+        return measure_echo(run, wl, n, gc_off)
     fn = getattr(wl, workload)
     if warmup > 0:
         run(fn, warmup, _common.prepare(workload, warmup))

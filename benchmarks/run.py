@@ -188,6 +188,17 @@ def summarize(workload, n, impl, recs, error, metric) -> dict:
         raw=[{k: r[k] for k in ("elapsed_s", "cpu_s", "peak_rss_kib", "rss_delta_kib")}
              for r in recs],
     )
+    if workload == "echo":
+        cell.update(
+            req_per_s=spread([r["req_per_s"] for r in recs]),
+            server_cpu_us_per_req=spread([r["server_cpu_us_per_req"] for r in recs]),
+            server_cpu_share=statistics.median(r["server_cpu_share"] for r in recs),
+            client_cpu_share=statistics.median(r["client_cpu_share"] for r in recs),
+            echo=recs[0]["echo"],
+        )
+        for raw, r in zip(cell["raw"], recs):
+            raw.update(req_per_s=r["req_per_s"],
+                       server_cpu_us_per_req=r["server_cpu_us_per_req"])
     return cell
 
 
@@ -199,6 +210,20 @@ def add_ratios(cells) -> None:
             continue
         c["ratios"] = {b: med[b] / med[c["impl"]] for b in _common.BASELINES
                        if b in med and b != c["impl"] and med[c["impl"]] > 0}
+    # echo: throughput ratio (this req/s ÷ baseline req/s) and server-CPU ratio
+    # (baseline CPU per request ÷ this one); above 1× this row is better either way.
+    rps = {c["impl"]: c["req_per_s"]["median"] for c in cells
+           if c["status"] == "ok" and "req_per_s" in c}
+    cpu = {c["impl"]: c["server_cpu_us_per_req"]["median"] for c in cells
+           if c["status"] == "ok" and "server_cpu_us_per_req" in c}
+    for c in cells:
+        if c["status"] != "ok" or c["impl"] not in rps:
+            continue
+        me = c["impl"]
+        c["req_ratios"] = {b: rps[me] / rps[b] for b in _common.BASELINES
+                           if b in rps and b != me and rps[b] > 0}
+        c["cpu_ratios"] = {b: cpu[b] / cpu[me] for b in _common.BASELINES
+                           if b in cpu and b != me and cpu[me] > 0}
 
 
 def na_cells(plan, unavailable, cpu_time=False) -> list[dict]:

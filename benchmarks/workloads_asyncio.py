@@ -17,6 +17,8 @@ Equivalences (see README.md for how fair each one is):
 - pingpong_event     -> fresh ``asyncio.Event`` objects, same hand-over protocol
 - channel_throughput -> ``asyncio.Queue(maxsize=100)``, one producer, one consumer
 - lock_contention    -> ``async with asyncio.Lock(): await asyncio.sleep(0)``, 10 tasks
+- echo               -> ``asyncio.start_server``; ``reader.read`` / ``writer.write`` +
+                        ``drain`` (trio: ``serve_tcp``; ``receive_some`` / ``send_all``)
 
 Requires Python >= 3.11 (TaskGroup, timeout, Runner); the worker reports asyncio as
 unavailable otherwise.
@@ -172,6 +174,46 @@ async def lock_contention(n, per_task):
         for count in per_task:
             create_task(worker(count))
     return sum(done)
+
+
+async def echo(n, cfg):
+    """TCP echo server for ``echo_client.py``: the twin of ``workloads_trio.echo``.
+
+    The plain asyncio streams idiom: ``asyncio.start_server`` and, per connection,
+    ``reader.read`` / ``writer.write`` + ``await writer.drain()`` until EOF.
+    """
+    conns = cfg["connections"]
+    echoed = []
+    all_closed = asyncio.Event()
+
+    async def handler(reader, writer):
+        read = reader.read
+        write = writer.write
+        drain = writer.drain
+        total = 0
+        try:
+            while True:
+                data = await read(65536)
+                if not data:
+                    break
+                write(data)
+                await drain()
+                total += len(data)
+        finally:
+            writer.close()
+            echoed.append(total)
+            if len(echoed) == conns:
+                all_closed.set()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    async with server:
+        cfg["announce"](server.sockets[0].getsockname()[1])
+        try:
+            async with asyncio.timeout(cfg["max_seconds"] + 10):
+                await all_closed.wait()
+        except TimeoutError:
+            pass
+    return sum(echoed), len(echoed)
 
 
 async def empty(n, data):

@@ -19,6 +19,8 @@ fires would otherwise look fast).
 
 from __future__ import annotations
 
+import functools
+
 import _common
 
 
@@ -169,6 +171,45 @@ async def lock_contention(trio, n, per_task):
         for count in per_task:
             start_soon(worker, count)
     return sum(done)
+
+
+async def echo(trio, n, cfg):
+    """TCP echo server for ``echo_client.py``; not timed here (the client times it).
+
+    Serves until all ``cfg["connections"]`` connections have been closed by the client
+    (or a safety deadline), after passing its port to ``cfg["announce"]``. Returns
+    (bytes echoed, connections served); the worker checks them against the client's
+    count. The handler is the plain trio idiom: ``receive_some`` / ``send_all`` on the
+    ``SocketStream`` until EOF (``serve_listeners`` closes the stream afterwards).
+    """
+    conns = cfg["connections"]
+    echoed = []
+    all_closed = trio.Event()
+
+    async def handler(stream):
+        receive_some = stream.receive_some
+        send_all = stream.send_all
+        total = 0
+        try:
+            while True:
+                data = await receive_some(65536)
+                if not data:
+                    break
+                await send_all(data)
+                total += len(data)
+        finally:
+            echoed.append(total)
+            if len(echoed) == conns:
+                all_closed.set()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        cfg["announce"](listeners[0].socket.getsockname()[1])
+        with trio.move_on_after(cfg["max_seconds"] + 10):
+            await all_closed.wait()
+        nursery.cancel_scope.cancel()
+    return sum(echoed), len(echoed)
 
 
 async def empty(trio, n, data):

@@ -20,5 +20,5 @@ def test_every_workload_runs_on_both_vivace_engines() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # Each workload reported "ok" for each engine (nothing silently "n/a").
-    # 9 workloads x 2 engines.
-    assert proc.stdout.count(" ok (") == 18, proc.stdout
+    # 10 workloads x 2 engines.
+    assert proc.stdout.count(" ok (") == 20, proc.stdout
