@@ -30,6 +30,7 @@ from ._core import (
     sleep_until,
 )
 from ._deprecate import TrioDeprecationWarning
+from ._file_io import open_file, wrap_file
 from ._highlevel_generic import (
     StapledStream,
     aclose_forcefully,
@@ -50,6 +51,7 @@ from ._highlevel_ssl_helpers import (
     open_ssl_over_tcp_stream,
     serve_ssl_over_tcp,
 )
+from ._path import Path, PosixPath, WindowsPath
 from ._ssl import (
     NeedHandshakeError,
     SSLListener,
