@@ -52,6 +52,7 @@ from ._highlevel_ssl_helpers import (
     serve_ssl_over_tcp,
 )
 from ._path import Path, PosixPath, WindowsPath
+from ._signals import open_signal_receiver
 from ._ssl import (
     NeedHandshakeError,
     SSLListener,
