@@ -17,7 +17,8 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from ._abc import HalfCloseableStream, Listener
-from ._core import BrokenResourceError, BusyResourceError, ClosedResourceError, checkpoint
+from ._busy import OneAtATime
+from ._core import BrokenResourceError, ClosedResourceError, checkpoint
 from ._socket import SocketType
 from ._util import final
 
@@ -39,24 +40,6 @@ def _translate_socket_errors() -> Generator[None, None, None]:
         raise BrokenResourceError(f"socket connection broken: {exc}") from exc
 
 
-class _OneAtATime:
-    """Raise BusyResourceError when two tasks use the guarded operation at once."""
-
-    __slots__ = ("_busy", "_message")
-
-    def __init__(self, message: str) -> None:
-        self._message = message
-        self._busy = False
-
-    def __enter__(self) -> None:
-        if self._busy:
-            raise BusyResourceError(self._message)
-        self._busy = True
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._busy = False
-
-
 @final
 class SocketStream(HalfCloseableStream):
     """A HalfCloseableStream over a connected ``SOCK_STREAM`` vivace socket.
@@ -74,7 +57,7 @@ class SocketStream(HalfCloseableStream):
         if socket.type != _stdlib_socket.SOCK_STREAM:
             raise ValueError("SocketStream requires a SOCK_STREAM socket")
         self.socket = socket
-        self._send_guard = _OneAtATime(
+        self._send_guard = OneAtATime(
             "another task is currently sending data on this SocketStream"
         )
         with suppress(OSError):

@@ -28,7 +28,7 @@ message to process; the server's session tickets come out at that moment. Sendin
 right away could deadlock on an unbuffered transport (both sides waiting in send), so
 they are held back in ``_held_ciphertext`` and prepended to the next transport write.
 
-The user-facing directions are guarded by ``_OneAtATime`` detectors: two tasks sending
+The user-facing directions are guarded by ``OneAtATime`` detectors: two tasks sending
 at once (or receiving at once) is a usage error, reported as ``BusyResourceError``.
 
 State is a tiny enum: OK, BROKEN (any transport failure or TLS error -- every later
@@ -44,6 +44,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from ._abc import Listener, Stream
+from ._busy import OneAtATime
 from ._core import (
     BrokenResourceError,
     BusyResourceError,
@@ -89,24 +90,6 @@ class NeedHandshakeError(Exception):
 
     Call ``await stream.do_handshake()`` first.
     """
-
-
-class _OneAtATime:
-    """Context manager raising BusyResourceError when entered while already entered."""
-
-    __slots__ = ("_busy", "_message")
-
-    def __init__(self, message: str) -> None:
-        self._message = message
-        self._busy = False
-
-    def __enter__(self) -> None:
-        if self._busy:
-            raise BusyResourceError(self._message)
-        self._busy = True
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._busy = False
 
 
 class _HandshakeGate:
@@ -217,8 +200,8 @@ class SSLStream(Stream, Generic[T_Stream]):
         self._transport_send_lock = StrictFIFOLock()
         self._transport_recv_lock = Lock()
         self._transport_recv_generation = 0
-        self._send_guard = _OneAtATime("another task is currently sending data on this SSLStream")
-        self._recv_guard = _OneAtATime("another task is currently receiving data on this SSLStream")
+        self._send_guard = OneAtATime("another task is currently sending data on this SSLStream")
+        self._recv_guard = OneAtATime("another task is currently receiving data on this SSLStream")
         self._estimated_receive_size = STARTING_RECEIVE_SIZE
 
     # -- SSLObject attribute forwarding ------------------------------------------

@@ -17,9 +17,9 @@ import sys
 from typing import NoReturn
 
 from ._abc import Stream
+from ._busy import OneAtATime
 from ._core import (
     BrokenResourceError,
-    BusyResourceError,
     ClosedResourceError,
     cancel_shielded_checkpoint,
     checkpoint,
@@ -87,22 +87,6 @@ def _reraise_os_error(exc: OSError) -> NoReturn:
     raise BrokenResourceError from exc
 
 
-class _Guard:
-    __slots__ = ("_busy", "_message")
-
-    def __init__(self, message: str) -> None:
-        self._message = message
-        self._busy = False
-
-    def __enter__(self) -> None:
-        if self._busy:
-            raise BusyResourceError(self._message)
-        self._busy = True
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._busy = False
-
-
 @final
 class FdStream(Stream):
     """A Stream that reads and writes a Unix file descriptor, such as a pipe end.
@@ -114,8 +98,8 @@ class FdStream(Stream):
 
     def __init__(self, fd: int) -> None:
         self._fd_holder = _FdHolder(fd)
-        self._send_guard = _Guard("another task is using this stream for send")
-        self._receive_guard = _Guard("another task is using this stream for receive")
+        self._send_guard = OneAtATime("another task is using this stream for send")
+        self._receive_guard = OneAtATime("another task is using this stream for receive")
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         with self._send_guard:

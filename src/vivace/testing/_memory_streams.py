@@ -8,7 +8,7 @@ Design notes
   plus an "end of data" flag. Readers park on a ParkingLot; every ``put`` or ``close``
   wakes them all and each re-checks its condition in a loop, so a spurious wakeup (an
   empty ``put``) costs a loop turn, never a wrong answer. Only one reader at a time
-  (``_BusyGuard``), which keeps the "who gets the bytes" question trivial.
+  (``OneAtATime``), which keeps the "who gets the bytes" question trivial.
 * The memory streams run two checkpoints before touching their buffer. The first makes a
   concurrent second caller (started in the same batch) hit the busy guard; the second
   widens that window across batches. Either way nothing has happened yet if the call is
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar
 
 from .._abc import ReceiveStream, SendStream
+from .._busy import OneAtATime
 from .._core import (
     BrokenResourceError,
-    BusyResourceError,
     ClosedResourceError,
     ParkingLot,
     WouldBlock,
@@ -37,38 +37,10 @@ from .._core import (
 from .._highlevel_generic import StapledStream
 from .._util import final
 
-if TYPE_CHECKING:
-    from types import TracebackType
-
 AsyncHook: TypeAlias = Callable[[], Awaitable[object]]
 SyncHook: TypeAlias = Callable[[], object]
 SendStreamT = TypeVar("SendStreamT", bound=SendStream)
 ReceiveStreamT = TypeVar("ReceiveStreamT", bound=ReceiveStream)
-
-
-class _BusyGuard:
-    """A non-blocking "one user at a time" marker: entering it while another task is
-    inside raises BusyResourceError instead of waiting (a Lock would queue the caller,
-    which would hide the bug this is meant to expose)."""
-
-    __slots__ = ("_in_use", "_message")
-
-    def __init__(self, message: str) -> None:
-        self._message = message
-        self._in_use = False
-
-    def __enter__(self) -> None:
-        if self._in_use:
-            raise BusyResourceError(self._message)
-        self._in_use = True
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._in_use = False
 
 
 def _validated_max_bytes(max_bytes: int | None) -> int | None:
@@ -91,7 +63,7 @@ class _ByteBuffer:
         self._data = bytearray()
         self._eof = False
         self._lot = ParkingLot()
-        self._reader_guard = _BusyGuard("another task is already reading from this buffer")
+        self._reader_guard = OneAtATime("another task is already reading from this buffer")
 
     def close(self) -> None:
         self._eof = True
@@ -159,7 +131,7 @@ class MemorySendStream(SendStream):
         wait_send_all_might_not_block_hook: AsyncHook | None = None,
         close_hook: SyncHook | None = None,
     ) -> None:
-        self._guard = _BusyGuard("another task is already using this stream's send side")
+        self._guard = OneAtATime("another task is already using this stream's send side")
         self._buffer = _ByteBuffer()
         self.send_all_hook = send_all_hook
         self.wait_send_all_might_not_block_hook = wait_send_all_might_not_block_hook
@@ -234,7 +206,7 @@ class MemoryReceiveStream(ReceiveStream):
         receive_some_hook: AsyncHook | None = None,
         close_hook: SyncHook | None = None,
     ) -> None:
-        self._guard = _BusyGuard("another task is already using this stream's receive side")
+        self._guard = OneAtATime("another task is already using this stream's receive side")
         self._buffer = _ByteBuffer()
         # The buffer's EOF flag records the peer's EOF; this records our own close.
         self._closed = False
@@ -400,8 +372,8 @@ class _LockstepQueue:
         self._receiver_closed = False
         self._receiver_waiting = False
         self._wakeups = ParkingLot()
-        self._send_guard = _BusyGuard("another task is already using this stream's send side")
-        self._receive_guard = _BusyGuard("another task is already receiving on this stream")
+        self._send_guard = OneAtATime("another task is already using this stream's send side")
+        self._receive_guard = OneAtATime("another task is already receiving on this stream")
 
     def _changed(self) -> None:
         self._wakeups.unpark_all()
