@@ -150,17 +150,14 @@ class CancelStatus:
                 parent._children.discard(self)
             self._parent = None
         if self._tasks or self._children:
-            self._abandon()
-
-    def _abandon(self) -> None:
-        # Exited while tasks or nested scopes still point here: misnesting. Cancel
-        # everything below so the damage surfaces instead of hanging.
-        self._mark_abandoned()
-        self.effectively_cancelled = True
-        for task in list(self._tasks):
-            task._attempt_delivery_of_any_pending_cancel()
-        for child in list(self._children or ()):
-            child.recalculate()
+            # Exited while tasks or nested scopes still point here: misnesting. Cancel
+            # everything below so the damage surfaces instead of hanging.
+            self._mark_abandoned()
+            self.effectively_cancelled = True
+            for task in list(self._tasks):
+                task._attempt_delivery_of_any_pending_cancel()
+            for child in list(self._children or ()):
+                child.recalculate()
 
     @property
     def parent_cancellation_is_visible_to_us(self) -> bool:
@@ -387,14 +384,7 @@ class CancelScope:
                 if matched:
                     self.cancelled_caught = True
                 exc = _collapse(rest) if rest is not None else None
-        # Inline of status.close() for the common case.
-        parent = status._parent
-        if parent is not None:
-            if parent._children:
-                parent._children.discard(status)
-            status._parent = None
-        if status._tasks or status._children:
-            status._abandon()
+        status.close()
         self._cancel_status = None
         handle = self._heap_handle
         if handle is not None:
