@@ -18,8 +18,14 @@ from typing import Any
 
 from ._abc import HalfCloseableStream, Listener
 from ._busy import OneAtATime
-from ._core import BrokenResourceError, ClosedResourceError, checkpoint
-from ._socket import SocketType
+from ._core import (
+    BrokenResourceError,
+    ClosedResourceError,
+    checkpoint,
+    sock_recv,
+    sock_send_all,
+)
+from ._socket import SocketType, _SocketType
 from ._util import final
 
 __all__ = ["SocketListener", "SocketStream"]
@@ -28,6 +34,7 @@ __all__ = ["SocketListener", "SocketStream"]
 DEFAULT_RECEIVE_SIZE = 65536
 
 _CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
+_StdlibSocket = _stdlib_socket.socket
 
 
 @contextmanager
@@ -69,20 +76,39 @@ class SocketStream(HalfCloseableStream):
                 self.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NOTSENT_LOWAT, 2**14)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self.socket.did_shutdown_SHUT_WR:
+        sock = self.socket
+        if sock.did_shutdown_SHUT_WR:
             raise ClosedResourceError("can't send data after sending EOF")
-        with self._send_guard, _translate_socket_errors(), memoryview(data) as view:
-            if not view:
-                if self.socket.fileno() == -1:
-                    raise ClosedResourceError("socket was already closed")
-                await checkpoint()
-                return
-            view = view.cast("B")
-            total = len(view)
-            sent = 0
-            while sent < total:
-                with view[sent:] as remaining:
-                    sent += await self.socket.send(remaining)
+        with self._send_guard:
+            # The common case -- our own socket over a stdlib one, non-empty flat data
+            # -- is one engine call; the translation below is _translate_socket_errors
+            # inlined (a generator context manager per call costs more than the send).
+            if type(sock) is _SocketType and data and (
+                type(data) is bytes
+                or type(data) is bytearray
+                or (type(data) is memoryview and data.c_contiguous)
+            ):
+                std = sock._sock
+                if type(std) is _StdlibSocket:
+                    try:
+                        await sock_send_all(std, data)
+                    except OSError as exc:
+                        if exc.errno in _CLOSED_ERRNOS:
+                            raise ClosedResourceError("this socket was already closed") from None
+                        raise BrokenResourceError(f"socket connection broken: {exc}") from exc
+                    return
+            with _translate_socket_errors(), memoryview(data) as view:
+                if not view:
+                    if sock.fileno() == -1:
+                        raise ClosedResourceError("socket was already closed")
+                    await checkpoint()
+                    return
+                view = view.cast("B")
+                total = len(view)
+                sent = 0
+                while sent < total:
+                    with view[sent:] as remaining:
+                        sent += await sock.send(remaining)
 
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_guard:
@@ -104,8 +130,17 @@ class SocketStream(HalfCloseableStream):
             max_bytes = DEFAULT_RECEIVE_SIZE
         if max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        with _translate_socket_errors():
-            return await self.socket.recv(max_bytes)
+        sock = self.socket
+        try:
+            if type(sock) is _SocketType and type(max_bytes) is int:
+                std = sock._sock
+                if type(std) is _StdlibSocket:
+                    return await sock_recv(std, max_bytes, 0)
+            return await sock.recv(max_bytes)
+        except OSError as exc:  # _translate_socket_errors, inlined as in send_all
+            if exc.errno in _CLOSED_ERRNOS:
+                raise ClosedResourceError("this socket was already closed") from None
+            raise BrokenResourceError(f"socket connection broken: {exc}") from exc
 
     async def aclose(self) -> None:
         self.socket.close()

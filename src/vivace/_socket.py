@@ -11,6 +11,9 @@ Design notes:
   so it can reuse a registration; ``notify_closing`` runs before every close so a task
   parked on the fd wakes with ClosedResourceError instead of hanging on a reused fd.
 - Syscalls are looked up on ``self._sock`` at call time (tests swap ``_sock``).
+- recv/send on a real stdlib socket go through the engine's ``sock_recv``/``sock_send``
+  (compiled: one C awaitable, same checkpoints); anything unusual (a swapped-in fake
+  ``_sock``, odd argument types) takes the generic ``_nonblocking`` path.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from ._core import (
     Cancelled,
     in_trio_run,
     notify_closing,
+    sock_recv,
+    sock_send,
     wait_readable,
     wait_writable,
 )
@@ -61,6 +66,9 @@ __all__ = [
 ]
 
 _DEFAULT_BACKLOG = min(_stdlib_socket.SOMAXCONN, 128)
+_StdlibSocket = _stdlib_socket.socket
+# recv/send take a C int of flags: other values go the stdlib's way (its errors).
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 def _abstract(name: str) -> NoReturn:
@@ -376,6 +384,10 @@ class _SocketType(SocketType):
             raise OSError(err, f"Error connecting to {address!r}: {os.strerror(err)}")
 
     async def recv(self, buflen: int, flags: int = 0, /) -> bytes:
+        sock = self._sock
+        if type(sock) is _StdlibSocket and type(buflen) is int and type(flags) is int:
+            if 0 <= buflen and _INT_MIN <= flags <= _INT_MAX:
+                return await sock_recv(sock, buflen, flags)
         data: bytes = await self._nonblocking(wait_readable, "recv", buflen, flags)
         return data
 
@@ -412,6 +424,9 @@ class _SocketType(SocketType):
         return result
 
     async def send(self, data: Any, flags: int = 0, /) -> int:
+        sock = self._sock
+        if type(sock) is _StdlibSocket and type(flags) is int and _INT_MIN <= flags <= _INT_MAX:
+            return await sock_send(sock, data, flags)
         count: int = await self._nonblocking(wait_writable, "send", data, flags)
         return count
 

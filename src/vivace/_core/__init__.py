@@ -16,6 +16,9 @@ from ._impl import (
     ENGINE as ENGINE,
     cancel_shielded_checkpoint as cancel_shielded_checkpoint,
     checkpoint as checkpoint,
+    sock_recv as sock_recv,
+    sock_send as sock_send,
+    sock_send_all as sock_send_all,
     wait_task_rescheduled as wait_task_rescheduled,
 )
 from ._ki import (
@@ -129,6 +132,9 @@ __all__ = [
     "spawn_system_task",
     "start_guest_run",
     "sleep_until",
+    "sock_recv",
+    "sock_send",
+    "sock_send_all",
     "start_thread_soon",
     "temporarily_detach_coroutine_object",
     "wait_all_tasks_blocked",

@@ -39,6 +39,10 @@ Design notes
   with the OSError), the old set closed, zombies and all. Rare and O(records).
 
 * Statistics count waiting tasks, kept as counters so ``statistics()`` is O(1).
+
+* Waking. ``reschedule`` is the callback that wakes a task (tests inject one); None,
+  what the run's I/O manager passes, means each task's own runner
+  (``task._runner.reschedule``), which the compiled twin calls in C.
 """
 
 from __future__ import annotations
@@ -99,7 +103,7 @@ class _FdRecord:
 class EpollPoller:
     """The epoll set, the fd -> waiters table, and turning events into wake-ups."""
 
-    def __init__(self, wakeup_fd: int, reschedule: Callable[..., object]) -> None:
+    def __init__(self, wakeup_fd: int, reschedule: Callable[..., object] | None = None) -> None:
         self._reschedule = reschedule
         self._wakeup_fd = wakeup_fd
         self._records: dict[int, _FdRecord] = {}
@@ -229,7 +233,17 @@ class EpollPoller:
         del self._records[fd]
         rec.armed = 0
         for task in self._take_tasks(rec):
-            self._reschedule(task, outcome.Error(_os_error(err)))
+            self._wake(task, outcome.Error(_os_error(err)))
+
+    def _wake(self, task: Any, value: Any) -> None:
+        # value None: the plain wake-up (reschedule's default, Value(None)).
+        reschedule = self._reschedule
+        if reschedule is None:
+            reschedule = task._runner.reschedule
+        if value is None:
+            reschedule(task)
+        else:
+            reschedule(task, value)
 
     def _take_tasks(self, rec: _FdRecord) -> list[Any]:
         tasks = []
@@ -312,7 +326,6 @@ class EpollPoller:
         woke = False
         rebuild = False
         records = self._records
-        reschedule = self._reschedule
         for fd, ev in events:
             if self._closed:
                 break  # a reschedule callback closed us
@@ -357,9 +370,9 @@ class EpollPoller:
                     if not remaining and rec.read_task is None and rec.write_task is None:
                         del records[fd]
             if rtask is not None:
-                reschedule(rtask)
+                self._wake(rtask, None)
             if wtask is not None:
-                reschedule(wtask)
+                self._wake(wtask, None)
         if rebuild and not self._closed:
             self._rebuild()
         return woke

@@ -44,14 +44,21 @@ if TYPE_CHECKING or _NO_EXT:
         permanently_detach_coroutine_object,
         wait_task_rescheduled,
     )
+    from ._sockio_py import sock_recv, sock_send, sock_send_all
 
     ENGINE = "reference"
 else:
     try:
-        if sys.platform == "linux":  # setup.py builds _epoll only there
+        if sys.platform == "linux":  # setup.py builds _epoll* only there
             from ._ext._epoll import EpollPoller  # type: ignore[no-redef]
+            from ._ext._epoll_sockio import (  # type: ignore[no-redef]
+                sock_recv,
+                sock_send,
+                sock_send_all,
+            )
         else:
             from ._epoll_py import EpollPoller  # type: ignore[assignment]
+            from ._sockio_py import sock_recv, sock_send, sock_send_all
         from ._ext._heap import DeadlineHeap  # type: ignore[no-redef]
         from ._ext._kernel import (  # type: ignore[no-redef]
             CANCEL_SHIELDED_CHECKPOINT,
@@ -95,6 +102,11 @@ else:
             permanently_detach_coroutine_object,
             wait_task_rescheduled,
         )
+        from ._sockio_py import (  # type: ignore[assignment]
+            sock_recv,
+            sock_send,
+            sock_send_all,
+        )
 
         ENGINE = "reference"
 
@@ -114,5 +126,8 @@ __all__ = [
     "cancel_shielded_checkpoint",
     "checkpoint",
     "permanently_detach_coroutine_object",
+    "sock_recv",
+    "sock_send",
+    "sock_send_all",
     "wait_task_rescheduled",
 ]

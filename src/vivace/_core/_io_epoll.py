@@ -102,7 +102,10 @@ class EpollIOManager:
         _reschedule: Callable[..., object] | None = None,
     ) -> None:
         # The hooks are injectable for tests that drive the manager without a run.
-        # Imported here, not at module level: _run imports this module.
+        # Without an injected reschedule the poller wakes each task through its own
+        # runner (in C, on the compiled engine). Imported here, not at module level:
+        # _run imports this module.
+        poller_reschedule = _reschedule
         if _current_task is None or _reschedule is None:
             from . import _run
 
@@ -114,7 +117,9 @@ class EpollIOManager:
         self._reschedule = _reschedule
         self._wakeup = WakeupSocketpair()
         try:
-            self._poller = _impl.EpollPoller(self._wakeup.wakeup_sock.fileno(), _reschedule)
+            self._poller = _impl.EpollPoller(
+                self._wakeup.wakeup_sock.fileno(), poller_reschedule
+            )
         except BaseException:
             self._wakeup.close()
             raise

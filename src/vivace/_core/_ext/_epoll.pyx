@@ -19,6 +19,10 @@ read its notes first. What this module adds:
 * State changes for one event (waiter slots, counters, epoll_ctl) all happen before
   any reschedule call, because reschedule runs arbitrary Python (instruments) that may
   re-enter the poller.
+* With ``reschedule=None`` (what the run's I/O manager uses) a woken task is handed
+  straight to its own kernel's C ``_reschedule`` -- what ``runner.reschedule(task)``
+  does, minus two Python calls per event. ``_epoll.pxd`` exports ``c_add``/``c_remove``
+  so ``_epoll_sockio`` parks tasks without Python calls either.
 """
 
 cimport cython
@@ -30,29 +34,22 @@ from libc.stdlib cimport free, realloc
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.unistd cimport close as c_close
 
+from vivace._core._ext._kernel cimport KernelBase, TaskBase
+
 import os
 import weakref
 
 import outcome
 
+from vivace._core._ext._kernel import RESUME_NONE as _RESUME_NONE
+
 cdef extern from "<sys/epoll.h>" nogil:
-    ctypedef union epoll_data_t:
-        void *ptr
-        int fd
-        uint32_t u32
-        uint64_t u64
-
-    struct epoll_event:
-        uint32_t events
-        epoll_data_t data
-
+    # epoll_event, EPOLLIN and EPOLLOUT come from _epoll.pxd.
     int epoll_create1(int flags)
     int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
     int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
 
     enum:
-        EPOLLIN
-        EPOLLOUT
         EPOLLERR
         EPOLLHUP
         EPOLL_CTL_ADD
@@ -107,11 +104,6 @@ cdef int _timeout_ms(double timeout) except? -2:
 @cython.final
 @cython.freelist(64)
 cdef class _FdRecord:
-    cdef object read_task
-    cdef object write_task
-    cdef object owner  # weakref.ref to the registering socket object, or None
-    cdef uint32_t armed
-
     def __cinit__(self):
         self.read_task = None
         self.write_task = None
@@ -123,21 +115,6 @@ cdef class _FdRecord:
 cdef class EpollPoller:
     """The epoll set, the fd -> waiters table, and turning events into wake-ups."""
 
-    cdef int _epfd
-    cdef int _wakeup_fd
-    cdef dict _records
-    cdef object _reschedule
-    cdef epoll_event *_events
-    cdef int _capacity
-    cdef int _nready
-    cdef int _busy
-    cdef bint _in_wait
-    cdef bint _closed
-    cdef readonly Py_ssize_t tasks_waiting_read
-    cdef readonly Py_ssize_t tasks_waiting_write
-    cdef readonly Py_ssize_t ctl_calls
-    cdef readonly Py_ssize_t rebuilds
-
     def __cinit__(self):
         self._epfd = -1
         self._events = NULL
@@ -148,7 +125,7 @@ cdef class EpollPoller:
         self._closed = True
         self._records = {}
 
-    def __init__(self, int wakeup_fd, reschedule):
+    def __init__(self, int wakeup_fd, reschedule=None):
         if self._epfd >= 0:
             raise RuntimeError("EpollPoller.__init__ called twice")
         self._reschedule = reschedule
@@ -246,13 +223,13 @@ cdef class EpollPoller:
     def add_reader(self, int fd, owner, task):
         """Register *task* as the reader of *fd*. Returns True (and changes nothing) if
         another task already is; raises OSError if the kernel refuses the fd."""
-        return self._add(fd, owner, task, EPOLLIN) == 1
+        return self.c_add(fd, owner, task, EPOLLIN) == 1
 
     def add_writer(self, int fd, owner, task):
         """As ``add_reader``, for writing."""
-        return self._add(fd, owner, task, EPOLLOUT) == 1
+        return self.c_add(fd, owner, task, EPOLLOUT) == 1
 
-    cdef int _add(self, int fd, object owner, object task, uint32_t bit) except -1:
+    cdef int c_add(self, int fd, object owner, object task, uint32_t bit) except -1:
         if self._closed:
             raise RuntimeError(_CLOSED_MSG)
         if fd < 0:
@@ -295,7 +272,25 @@ cdef class EpollPoller:
         del self._records[fd]
         rec.armed = 0
         for task in self._take_tasks(rec):
-            self._reschedule(task, outcome.Error(_os_error(err)))
+            self._wake(task, outcome.Error(_os_error(err)))
+        return 0
+
+    cdef int _wake(self, object task, object value) except -1:
+        # value None: the plain wake-up (reschedule's default, Value(None)).
+        if self._reschedule is not None:
+            if value is None:
+                self._reschedule(task)
+            else:
+                self._reschedule(task, value)
+        elif isinstance(task, TaskBase) and isinstance((<TaskBase>task)._runner, KernelBase):
+            # What runner.reschedule(task[, value]) does, without the Python call.
+            (<KernelBase>(<TaskBase>task)._runner)._reschedule(
+                <TaskBase>task, _RESUME_NONE if value is None else value
+            )
+        elif value is None:
+            task._runner.reschedule(task)
+        else:
+            task._runner.reschedule(task, value)
         return 0
 
     cdef list _take_tasks(self, _FdRecord rec):
@@ -313,17 +308,24 @@ cdef class EpollPoller:
     def remove_reader(self, int fd, task):
         """Forget *task* as the reader of *fd* (its wait was cancelled). The direction
         stays armed; it is dropped lazily."""
-        cdef _FdRecord rec = self._records.get(fd)
-        if rec is not None and rec.read_task is task:
-            rec.read_task = None
-            self.tasks_waiting_read -= 1
+        self.c_remove(fd, task, EPOLLIN)
 
     def remove_writer(self, int fd, task):
         """As ``remove_reader``, for writing."""
+        self.c_remove(fd, task, EPOLLOUT)
+
+    cdef int c_remove(self, int fd, object task, uint32_t bit) except -1:
         cdef _FdRecord rec = self._records.get(fd)
-        if rec is not None and rec.write_task is task:
+        if rec is None:
+            return 0
+        if bit == EPOLLIN:
+            if rec.read_task is task:
+                rec.read_task = None
+                self.tasks_waiting_read -= 1
+        elif rec.write_task is task:
             rec.write_task = None
             self.tasks_waiting_write -= 1
+        return 0
 
     def forget(self, int fd):
         """Drop *fd* from the set and the table (it is about to be closed). Returns its
@@ -429,7 +431,6 @@ cdef class EpollPoller:
         cdef object rtask, wtask
         cdef int i, fd, err
         cdef uint32_t ev, drop, remaining
-        reschedule = self._reschedule
         self._busy += 1
         try:
             for i in range(n):
@@ -477,9 +478,9 @@ cdef class EpollPoller:
                         if not remaining and rec.read_task is None and rec.write_task is None:
                             del records[fd]
                 if rtask is not None:
-                    reschedule(rtask)
+                    self._wake(rtask, None)
                 if wtask is not None:
-                    reschedule(wtask)
+                    self._wake(wtask, None)
             if rebuild and not self._closed:
                 self._rebuild()
         finally:

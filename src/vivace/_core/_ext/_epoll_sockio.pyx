@@ -1,0 +1,437 @@
+# cython: language_level=3, auto_pickle=False
+"""Compiled socket operations: the twin of ``vivace._core._sockio_py`` (Linux, epoll).
+
+Design notes
+------------
+* What it is for. ``sock_recv``/``sock_send``/``sock_send_all`` are the non-blocking
+  core of vivace's socket methods and of ``SocketStream``: a cancel check, the syscall,
+  then either a cancel-shielded schedule point (it worked, or failed for real) or a
+  park in the poller until the fd is ready (EAGAIN) and a retry. The reference twin is
+  that sequence in Python; here it is one C awaitable (``_SockOp``) per call, so a
+  receive or a send costs no Python frame, no async context manager and no closure.
+
+* Every completed call was a checkpoint, as in the reference: the cancel check is a
+  cancel point (if cancelled it yields CHECKPOINT, whose resumption raises Cancelled,
+  before any syscall), and the call then either yields CANCEL_SHIELDED_CHECKPOINT or
+  parks, which is both. Cancelled while parked means the waiter was removed (the op is
+  its own abort function) and no syscall happened after the wait.
+
+* State machine. FRESH -> (AT_CHECKPOINT | AT_CSC | PARKED) -> ... -> DONE; each
+  resumption (am_send) advances it. ``send_all`` loops: after a partial send it starts
+  the next send with a new cancel check, exactly as a loop of ``send`` calls would.
+  Whatever ends the op (return, error, throw, close, dealloc) releases the data buffer
+  and every reference it holds.
+
+* Syscalls are made on the stdlib socket's fd with MSG_DONTWAIT and the GIL held: they
+  never block, and releasing the GIL would cost more than the copy. recv lands in a
+  64 KiB scratch buffer (the GIL serializes its users) and is copied into an exact-size
+  bytes object; larger requests get their own buffer, shrunk afterwards.
+
+* Errors look as the stdlib's do (``OSError(errno, strerror)`` picks the subclass).
+  Exceptions that merely pass through (Cancelled, ClosedResourceError delivered via
+  ``unwrap``) are propagated C-style, so no frame of ours is added to them.
+
+* Parking uses the poller's C interface (``EpollPoller.c_add``/``c_remove``) with the
+  stdlib socket as owner, so re-waiting on the same socket costs no epoll_ctl.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyObject
+from libc.errno cimport EAGAIN, EINTR, errno
+
+from vivace._core._ext._epoll cimport EPOLLIN, EPOLLOUT, EpollPoller
+from vivace._core._ext._kernel cimport KernelBase, TaskBase
+
+import os
+
+from vivace._core._exceptions import BusyResourceError
+from vivace._core._ext._kernel import (
+    CANCEL_SHIELDED_CHECKPOINT as _CSC_MSG,
+    CHECKPOINT as _CHECKPOINT_MSG,
+    RESUME_NONE as _RESUME_NONE,
+    WaitTaskRescheduled as _WaitTaskRescheduled,
+)
+from vivace._core._run_context import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t c_recv "recv"(int fd, void *buf, size_t n, int flags)
+    ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
+    enum:
+        MSG_DONTWAIT
+
+cdef extern from "Python.h":
+    PyObject *PyObject_CallMethodNoArgs(PyObject *, PyObject *) noexcept
+    int _PyBytes_Resize(PyObject **, Py_ssize_t) except -1
+    void _incref "Py_INCREF"(PyObject *) noexcept
+    void _decref "Py_DECREF"(PyObject *) noexcept
+    const Py_ssize_t PY_SSIZE_T_MAX
+
+cdef extern from "vv_sendproto.h":
+    ctypedef int (*vv_sp_advance_fn)(PyObject *, PyObject *, PyObject **) except -1
+    ctypedef int (*vv_sp_finish_fn)(PyObject *) noexcept
+    vv_sp_advance_fn vv_sp_advance
+    vv_sp_finish_fn vv_sp_finish
+    int vv_sp_install(object type) except -1
+
+
+cdef enum:
+    # _SockOp.kind
+    _RECV = 0
+    _SEND = 1
+    _SEND_ALL = 2
+    # _SockOp.state
+    _FRESH = 0
+    _AT_CHECKPOINT = 1   # yielded CHECKPOINT: cancelled before the syscall
+    _AT_CSC = 2          # yielded CANCEL_SHIELDED_CHECKPOINT after the syscall
+    _PARKED = 3          # yielded WaitTaskRescheduled: waiting for readiness
+    _DONE = 4
+
+cdef enum:
+    _SCRATCH_SIZE = 65536
+
+# The GIL serializes every user of this buffer: nothing between recv() and the copy
+# out of it can release the GIL.
+cdef char _scratch[_SCRATCH_SIZE]
+
+cdef object _s_runner = "runner"
+cdef object _s_fileno = "fileno"
+cdef object _s_unwrap = "unwrap"
+cdef object _s_io_manager = "io_manager"
+cdef object _s_poller = "_poller"
+cdef object _ABORT_SUCCEEDED = None  # Abort.SUCCEEDED, fetched on first use (import cycle)
+
+_BUSY_READ = "another task is already reading from this fd"
+_BUSY_WRITE = "another task is already writing to this fd"
+_NAMES = ("sock_recv", "sock_send", "sock_send_all")
+
+
+cdef inline object _steal(PyObject *p):
+    # `p` is a new reference we own: the cast INCREFs, so drop the original one.
+    cdef object o = <object>p
+    _decref(p)
+    return o
+
+
+cdef inline int _yield(PyObject **out, object msg) except -1:
+    _incref(<PyObject *>msg)  # the caller owns the yielded reference
+    out[0] = <PyObject *>msg
+    return 0
+
+
+cdef object _os_error(int err):
+    # Same construction as PyErr_SetFromErrno: OSError picks the errno's subclass.
+    return OSError(err, os.strerror(err))
+
+
+@cython.final
+@cython.freelist(16)
+cdef class _SockOp:
+    """The awaitable of one ``sock_recv``/``sock_send``/``sock_send_all`` call."""
+
+    cdef object sock        # the stdlib socket.socket
+    cdef object data        # sock_send: the object to send (buffer taken per attempt)
+    cdef object error       # raised after the schedule point that follows a failed call
+    cdef object result
+    cdef object runner      # while parked: the run (to park again), the poller, the task
+    cdef object poller
+    cdef object task
+    cdef Py_buffer view     # sock_send_all: held from creation to the end
+    cdef Py_ssize_t nbytes  # recv: the size asked; send_all: the total
+    cdef Py_ssize_t offset  # send_all: bytes sent so far
+    cdef int flags
+    cdef int fd             # while parked
+    cdef int kind
+    cdef int state
+    cdef bint have_view
+
+    def __await__(self):
+        return self
+
+    def __next__(self):
+        cdef PyObject *out = NULL
+        cdef int r = _advance(<PyObject *>self, <PyObject *>None, &out)
+        value = _steal(out)
+        if r == 0:
+            return value
+        raise StopIteration(value)
+
+    def __call__(self, raise_cancel):
+        # The abort function of a parked op: forget the waiter; the kernel then
+        # resumes us with the cancellation.
+        global _ABORT_SUCCEEDED
+        if self.state == _PARKED and self.poller is not None:
+            _unpark(self)
+        if _ABORT_SUCCEEDED is None:
+            from vivace._core._traps import Abort
+
+            _ABORT_SUCCEEDED = Abort.SUCCEEDED
+        return _ABORT_SUCCEEDED
+
+    def __dealloc__(self):
+        if self.have_view:
+            self.have_view = False
+            PyBuffer_Release(&self.view)
+
+    @property
+    def __name__(self):
+        return _NAMES[self.kind]
+
+    def __repr__(self):
+        return f"<{_NAMES[self.kind]} awaitable at {id(self):#x}>"
+
+
+cdef int _finish(PyObject *op_) noexcept:
+    # noexcept: only drops references and a buffer; anything a __del__ raises while
+    # we drop them is reported by CPython as unraisable, as for any decref.
+    cdef _SockOp op = <_SockOp>op_
+    if op.state == _PARKED and op.poller is not None:
+        try:
+            _unpark(op)
+        except BaseException:
+            pass  # only possible if the poller is gone; the waiter is then gone too
+    op.state = _DONE
+    if op.have_view:
+        op.have_view = False
+        PyBuffer_Release(&op.view)
+    op.sock = op.data = op.error = op.result = None
+    op.runner = op.poller = op.task = None
+    return 0
+
+
+cdef int _unpark(_SockOp op) except -1:
+    poller = op.poller
+    task = op.task
+    op.runner = op.poller = op.task = None
+    cdef int bit = EPOLLIN if op.kind == _RECV else EPOLLOUT
+    if type(poller) is EpollPoller:
+        (<EpollPoller>poller).c_remove(op.fd, task, bit)
+    elif bit == EPOLLIN:
+        poller.remove_reader(op.fd, task)
+    else:
+        poller.remove_writer(op.fd, task)
+    return 0
+
+
+cdef int _advance(PyObject *op_, PyObject *arg, PyObject **out) except -1:
+    # One resumption: 0 = yielded *out, 1 = returned *out, -1 = raised (op finished).
+    cdef _SockOp op = <_SockOp>op_
+    cdef int state = op.state
+    cdef PyObject *res
+    if state == _FRESH:
+        if arg != <PyObject *>None:
+            _finish(op_)
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        return _begin(op, out)
+    if state == _DONE:
+        raise RuntimeError("cannot reuse already awaited coroutine")
+    if state == _PARKED:
+        # Woken (the poller or an abort already removed the waiter).
+        op.poller = op.task = None
+    if arg != <PyObject *>_RESUME_NONE:
+        # A Value/Error outcome: unwrap it; an error (Cancelled, ClosedResourceError,
+        # ...) ends the op and passes through untouched.
+        res = PyObject_CallMethodNoArgs(arg, <PyObject *>_s_unwrap)
+        if res == NULL:
+            _finish(op_)
+            return -1
+        _decref(res)
+    if state == _AT_CSC:
+        if op.error is not None:
+            error = op.error
+            _finish(op_)
+            raise error
+        if op.kind == _SEND_ALL and op.offset < op.nbytes:
+            return _begin(op, out)  # the next send of the loop
+        return _return(op, out)
+    if state == _AT_CHECKPOINT:
+        # Resumed without Cancelled: the scope was uncancelled in between (a shield
+        # was raised). The checkpoint happened; go on with the call.
+        return _attempt(op, out, False)
+    op.runner = None
+    return _attempt(op, out, True)  # _PARKED: readiness reported, retry the syscall
+
+
+cdef int _return(_SockOp op, PyObject **out) except -1:
+    result = op.result
+    _finish(<PyObject *>op)
+    _incref(<PyObject *>result)
+    out[0] = <PyObject *>result
+    return 1
+
+
+cdef inline KernelBase _current_runner():
+    runner = getattr(_RUN_CONTEXT, _s_runner, None)
+    if runner is None or (<KernelBase?>runner).current_task is None:
+        raise RuntimeError("must be called from async context")
+    return <KernelBase>runner
+
+
+cdef int _begin(_SockOp op, PyObject **out) except -1:
+    # The cancel check that opens every call (checkpoint_if_cancelled).
+    cdef KernelBase runner
+    cdef TaskBase task
+    try:
+        runner = _current_runner()
+        task = <TaskBase?>runner.current_task
+        if task._cancel_status.effectively_cancelled or (
+            runner.ki_pending and task is runner.main_task
+        ):
+            op.state = _AT_CHECKPOINT
+            return _yield(out, _CHECKPOINT_MSG)
+        # A cancel point is counted as the kernel counts one.
+        if task._cp_box is None and task._cp_n != PY_SSIZE_T_MAX:
+            task._cp_n += 1
+        else:
+            task._cancel_points = task._cancel_points + 1
+    except BaseException:
+        _finish(<PyObject *>op)
+        raise
+    return _attempt(op, out, False)
+
+
+cdef Py_ssize_t _syscall(_SockOp op, int fd) except -2:
+    # The call itself: bytes moved, or -1 with errno set (EINTR handled here).
+    cdef Py_ssize_t n
+    cdef Py_buffer buf
+    cdef object data
+    cdef PyObject *raw
+    while True:
+        if op.kind == _RECV:
+            if op.nbytes <= _SCRATCH_SIZE:
+                n = c_recv(fd, _scratch, <size_t>op.nbytes, op.flags | MSG_DONTWAIT)
+                if n >= 0:
+                    op.result = PyBytes_FromStringAndSize(_scratch, n)
+                    return n
+            else:
+                data = PyBytes_FromStringAndSize(NULL, op.nbytes)
+                n = c_recv(fd, PyBytes_AS_STRING(data), <size_t>op.nbytes,
+                           op.flags | MSG_DONTWAIT)
+                if n >= 0:
+                    raw = <PyObject *>data
+                    _incref(raw)
+                    data = None
+                    _PyBytes_Resize(&raw, n)  # frees and NULLs raw on failure (raises)
+                    op.result = _steal(raw)
+                    return n
+        elif op.kind == _SEND:
+            PyObject_GetBuffer(op.data, &buf, PyBUF_SIMPLE)
+            n = c_send(fd, buf.buf, <size_t>buf.len, op.flags | MSG_DONTWAIT)
+            PyBuffer_Release(&buf)
+            if n >= 0:
+                op.result = n
+                return n
+        else:
+            n = c_send(fd, <char *>op.view.buf + op.offset, <size_t>(op.nbytes - op.offset),
+                       op.flags | MSG_DONTWAIT)
+            if n >= 0:
+                op.offset += n
+                return n
+        if errno != EINTR:
+            return -1
+        PyErr_CheckSignals()  # as the stdlib: run handlers (they may raise), retry
+
+
+cdef int _attempt(_SockOp op, PyObject **out, bint woken) except -1:
+    # Try the syscall. *woken*: we come from a wait, which was the checkpoint, so the
+    # outcome is returned (or raised) at once instead of after a schedule point.
+    cdef Py_ssize_t n
+    cdef int fd = -1
+    cdef int err
+    try:
+        fd = op.sock.fileno()
+        n = _syscall(op, fd)
+        if n < 0:
+            err = errno
+            if err != EAGAIN:
+                op.error = _os_error(err)
+    except BaseException as exc:
+        if woken:
+            _finish(<PyObject *>op)
+            raise
+        op.error = exc
+        n = -1
+        err = 0
+    if n >= 0 or op.error is not None:
+        if not woken:
+            op.state = _AT_CSC
+            return _yield(out, _CSC_MSG)
+        if op.error is not None:
+            error = op.error
+            _finish(<PyObject *>op)
+            raise error
+        if op.kind == _SEND_ALL and op.offset < op.nbytes:
+            return _begin(op, out)
+        return _return(op, out)
+    try:
+        return _park(op, out, fd)
+    except BaseException:
+        _finish(<PyObject *>op)
+        raise
+
+
+cdef int _park(_SockOp op, PyObject **out, int fd) except -1:
+    # EAGAIN: register as the fd's reader/writer and wait (wait_readable/_writable).
+    cdef KernelBase runner = _current_runner()
+    task = runner.current_task
+    poller = getattr(getattr(runner, _s_io_manager), _s_poller)
+    cdef int bit = EPOLLIN if op.kind == _RECV else EPOLLOUT
+    cdef bint busy
+    if type(poller) is EpollPoller:
+        busy = (<EpollPoller>poller).c_add(fd, op.sock, task, bit) == 1
+    elif bit == EPOLLIN:
+        busy = poller.add_reader(fd, op.sock, task)
+    else:
+        busy = poller.add_writer(fd, op.sock, task)
+    if busy:
+        raise BusyResourceError(_BUSY_READ if bit == EPOLLIN else _BUSY_WRITE)
+    op.fd = fd
+    op.runner = runner
+    op.poller = poller
+    op.task = task
+    op.state = _PARKED
+    return _yield(out, _WaitTaskRescheduled(op))
+
+
+vv_sp_advance = _advance
+vv_sp_finish = _finish
+vv_sp_install(_SockOp)
+
+
+cdef inline _SockOp _new_op(object sock, int kind, int flags):
+    cdef _SockOp op = _SockOp.__new__(_SockOp)
+    op.sock = sock
+    op.kind = kind
+    op.flags = flags
+    return op
+
+
+def sock_recv(sock, Py_ssize_t nbytes, int flags=0):
+    """``await sock_recv(s, n, flags)``: ``s.recv(n, flags)`` on the non-blocking stdlib
+    socket *s* as a checkpoint, waiting for readability on EAGAIN. *n* must be >= 0."""
+    if nbytes < 0:
+        raise ValueError("negative buffersize in recv")
+    cdef _SockOp op = _new_op(sock, _RECV, flags)
+    op.nbytes = nbytes
+    return op
+
+
+def sock_send(sock, data, int flags=0):
+    """``await sock_send(s, data, flags)``: ``s.send(data, flags)`` as a checkpoint,
+    waiting for writability on EAGAIN; returns the count sent."""
+    cdef _SockOp op = _new_op(sock, _SEND, flags)
+    op.data = data
+    return op
+
+
+def sock_send_all(sock, data):
+    """``await sock_send_all(s, data)``: ``sock_send`` in a loop until every byte of
+    *data* (a C-contiguous buffer, held until the end) is sent. Each send is a
+    checkpoint; if one fails or is cancelled, part of *data* may have been sent."""
+    cdef _SockOp op = _new_op(sock, _SEND_ALL, 0)
+    PyObject_GetBuffer(data, &op.view, PyBUF_SIMPLE)
+    op.have_view = True
+    op.nbytes = op.view.len
+    return op

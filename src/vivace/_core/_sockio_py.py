@@ -1,0 +1,121 @@
+"""Socket operations, reference twin of ``_ext/_epoll_sockio.pyx``.
+
+``sock_recv``/``sock_send``/``sock_send_all`` are the non-blocking core of vivace's
+socket methods and of ``SocketStream``. Each returns an awaitable that
+
+1. is a cancel point first (``checkpoint_if_cancelled``: if the task is cancelled it
+   raises Cancelled, through a full checkpoint, before any syscall);
+2. makes the syscall on the stdlib socket with MSG_DONTWAIT; if it completes -- or
+   fails with anything but EAGAIN -- adds a cancel-shielded schedule point and returns
+   (raises);
+3. on EAGAIN waits for readiness (``wait_readable``/``wait_writable`` on the socket,
+   the checkpoint) and retries, returning or raising the retry's outcome directly.
+
+``sock_send_all`` repeats that for the rest of the data after a partial send (so each
+send is a checkpoint of its own); it always makes at least one send, even of nothing.
+Argument errors (negative size, a buffer that is not C-contiguous) are raised by the
+call itself, before anything is awaited. Design notes on why the compiled twin is one C
+awaitable are in that module.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from . import _impl
+from ._run_context import GLOBAL_RUN_CONTEXT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+_MSG_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+async def _cancel_check() -> Any:
+    """``checkpoint_if_cancelled``; returns the run's runner."""
+    runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
+    if runner is None or runner.current_task is None:
+        raise RuntimeError("must be called from async context")
+    task = runner.current_task
+    if task._cancel_status.effectively_cancelled or (
+        runner.ki_pending and task is runner.main_task
+    ):
+        await _impl.checkpoint()
+    else:
+        task._cancel_points += 1
+    return runner
+
+
+async def _once(
+    sock: socket.socket, call: Callable[[], Any], readable: bool
+) -> Any:
+    runner = await _cancel_check()
+    try:
+        result = call()
+    except BlockingIOError:
+        pass
+    except BaseException:
+        await _impl.cancel_shielded_checkpoint()
+        raise
+    else:
+        await _impl.cancel_shielded_checkpoint()
+        return result
+    io_manager = runner.io_manager
+    while True:
+        if readable:
+            await io_manager.wait_readable(sock)
+        else:
+            await io_manager.wait_writable(sock)
+        try:
+            return call()
+        except BlockingIOError:
+            pass
+
+
+def sock_recv(sock: socket.socket, nbytes: int, flags: int = 0) -> Coroutine[Any, Any, bytes]:
+    """``await sock_recv(s, n, flags)``: ``s.recv(n, flags)`` on the non-blocking stdlib
+    socket *s* as a checkpoint, waiting for readability on EAGAIN. *n* must be >= 0."""
+    if nbytes < 0:
+        raise ValueError("negative buffersize in recv")
+    flags |= _MSG_DONTWAIT
+    return _once(sock, lambda: sock.recv(nbytes, flags), True)
+
+
+def sock_send(sock: socket.socket, data: Any, flags: int = 0) -> Coroutine[Any, Any, int]:
+    """``await sock_send(s, data, flags)``: ``s.send(data, flags)`` as a checkpoint,
+    waiting for writability on EAGAIN; returns the count sent."""
+    flags |= _MSG_DONTWAIT
+    return _once(sock, lambda: sock.send(data, flags), False)
+
+
+def sock_send_all(sock: socket.socket, data: Any) -> Coroutine[Any, Any, None]:
+    """``await sock_send_all(s, data)``: ``sock_send`` in a loop until every byte of
+    *data* (a C-contiguous buffer, held until the end) is sent. Each send is a
+    checkpoint; if one fails or is cancelled, part of *data* may have been sent."""
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"a bytes-like object is required, not '{type(data).__name__}'"
+        ) from None
+    if not view.c_contiguous:
+        view.release()
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
+    if view.format != "B" or view.ndim != 1:
+        flat = view.cast("B")
+        view.release()  # the cast view keeps the buffer
+        view = flat
+    return _send_all(sock, view)
+
+
+async def _send_all(sock: socket.socket, view: memoryview) -> None:
+    with view:
+        total = len(view)
+        sent = 0
+        while True:
+            with view[sent:] as rest:
+                sent += await _once(sock, lambda: sock.send(rest, _MSG_DONTWAIT), False)
+            if sent >= total:
+                return
