@@ -6,24 +6,30 @@ Design notes:
   (BrokenResourceError, with the OSError chained as ``__cause__``).
 - send_all is not reentrant: a second concurrent sender gets BusyResourceError rather
   than interleaving bytes on the wire.
+- The hot path: ``receive_some`` and ``send_all`` are plain methods that return an
+  awaitable. For the common case -- our own socket object over a stdlib socket, plain
+  arguments -- that is the engine's ``stream_recv``/``stream_send_all`` (compiled: one
+  C awaitable doing the checkpoints, the syscall, the busy guard and the error
+  translation). Anything else gets the general coroutine (``_receive_some`` /
+  ``_send_all``). Both check and raise only when awaited, as an ``async def`` would.
 """
 
 from __future__ import annotations
 
 import errno
 import socket as _stdlib_socket
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from ._abc import HalfCloseableStream, Listener
-from ._busy import OneAtATime
 from ._core import (
     BrokenResourceError,
+    BusyGuard,
     ClosedResourceError,
     checkpoint,
-    sock_recv,
-    sock_send_all,
+    stream_recv,
+    stream_send_all,
 )
 from ._socket import SocketType, _SocketType
 from ._util import final
@@ -35,6 +41,8 @@ DEFAULT_RECEIVE_SIZE = 65536
 
 _CLOSED_ERRNOS = {errno.EBADF, errno.ENOTSOCK}
 _StdlibSocket = _stdlib_socket.socket
+# Sizes the engine's recv takes directly (a C ssize_t); larger ones go the general way.
+_MAX_FAST_RECEIVE = 2**31
 
 
 @contextmanager
@@ -64,9 +72,7 @@ class SocketStream(HalfCloseableStream):
         if socket.type != _stdlib_socket.SOCK_STREAM:
             raise ValueError("SocketStream requires a SOCK_STREAM socket")
         self.socket = socket
-        self._send_guard = OneAtATime(
-            "another task is currently sending data on this SocketStream"
-        )
+        self._send_guard = BusyGuard("another task is currently sending data on this SocketStream")
         with suppress(OSError):
             self.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NODELAY, True)
         if hasattr(_stdlib_socket, "TCP_NOTSENT_LOWAT"):
@@ -75,40 +81,31 @@ class SocketStream(HalfCloseableStream):
             with suppress(OSError):
                 self.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NOTSENT_LOWAT, 2**14)
 
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+    def send_all(self, data: bytes | bytearray | memoryview) -> Coroutine[Any, Any, None]:
+        sock = self.socket
+        if type(sock) is _SocketType and not sock._did_shutdown_SHUT_WR:
+            std = sock._sock
+            if type(std) is _StdlibSocket and (type(data) is bytes or type(data) is bytearray):
+                if data:
+                    return stream_send_all(std, data, self._send_guard)
+        return self._send_all(data)
+
+    async def _send_all(self, data: bytes | bytearray | memoryview) -> None:
         sock = self.socket
         if sock.did_shutdown_SHUT_WR:
             raise ClosedResourceError("can't send data after sending EOF")
-        with self._send_guard:
-            # The common case -- our own socket over a stdlib one, non-empty flat data
-            # -- is one engine call; the translation below is _translate_socket_errors
-            # inlined (a generator context manager per call costs more than the send).
-            if type(sock) is _SocketType and data and (
-                type(data) is bytes
-                or type(data) is bytearray
-                or (type(data) is memoryview and data.c_contiguous)
-            ):
-                std = sock._sock
-                if type(std) is _StdlibSocket:
-                    try:
-                        await sock_send_all(std, data)
-                    except OSError as exc:
-                        if exc.errno in _CLOSED_ERRNOS:
-                            raise ClosedResourceError("this socket was already closed") from None
-                        raise BrokenResourceError(f"socket connection broken: {exc}") from exc
-                    return
-            with _translate_socket_errors(), memoryview(data) as view:
-                if not view:
-                    if sock.fileno() == -1:
-                        raise ClosedResourceError("socket was already closed")
-                    await checkpoint()
-                    return
-                view = view.cast("B")
-                total = len(view)
-                sent = 0
-                while sent < total:
-                    with view[sent:] as remaining:
-                        sent += await sock.send(remaining)
+        with self._send_guard, _translate_socket_errors(), memoryview(data) as view:
+            if not view:
+                if sock.fileno() == -1:
+                    raise ClosedResourceError("socket was already closed")
+                await checkpoint()
+                return
+            view = view.cast("B")
+            total = len(view)
+            sent = 0
+            while sent < total:
+                with view[sent:] as remaining:
+                    sent += await sock.send(remaining)
 
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_guard:
@@ -125,22 +122,24 @@ class SocketStream(HalfCloseableStream):
             with _translate_socket_errors():
                 self.socket.shutdown(_stdlib_socket.SHUT_WR)
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    def receive_some(self, max_bytes: int | None = None) -> Coroutine[Any, Any, bytes]:
+        sock = self.socket
+        if type(sock) is _SocketType:
+            std = sock._sock
+            if type(std) is _StdlibSocket:
+                if max_bytes is None:
+                    return stream_recv(std, DEFAULT_RECEIVE_SIZE)
+                if type(max_bytes) is int and 1 <= max_bytes <= _MAX_FAST_RECEIVE:
+                    return stream_recv(std, max_bytes)
+        return self._receive_some(max_bytes)
+
+    async def _receive_some(self, max_bytes: int | None) -> bytes:
         if max_bytes is None:
             max_bytes = DEFAULT_RECEIVE_SIZE
         if max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
-        sock = self.socket
-        try:
-            if type(sock) is _SocketType and type(max_bytes) is int:
-                std = sock._sock
-                if type(std) is _StdlibSocket:
-                    return await sock_recv(std, max_bytes, 0)
-            return await sock.recv(max_bytes)
-        except OSError as exc:  # _translate_socket_errors, inlined as in send_all
-            if exc.errno in _CLOSED_ERRNOS:
-                raise ClosedResourceError("this socket was already closed") from None
-            raise BrokenResourceError(f"socket connection broken: {exc}") from exc
+        with _translate_socket_errors():
+            return await self.socket.recv(max_bytes)
 
     async def aclose(self) -> None:
         self.socket.close()

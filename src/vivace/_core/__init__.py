@@ -14,11 +14,14 @@ from ._exceptions import (
 )
 from ._impl import (
     ENGINE as ENGINE,
+    BusyGuard as BusyGuard,
     cancel_shielded_checkpoint as cancel_shielded_checkpoint,
     checkpoint as checkpoint,
     sock_recv as sock_recv,
     sock_send as sock_send,
     sock_send_all as sock_send_all,
+    stream_recv as stream_recv,
+    stream_send_all as stream_send_all,
     wait_task_rescheduled as wait_task_rescheduled,
 )
 from ._ki import (
@@ -83,6 +86,7 @@ __all__ = [
     "TASK_STATUS_IGNORED",
     "Abort",
     "BrokenResourceError",
+    "BusyGuard",
     "BusyResourceError",
     "CancelScope",
     "Cancelled",
@@ -136,6 +140,8 @@ __all__ = [
     "sock_send",
     "sock_send_all",
     "start_thread_soon",
+    "stream_recv",
+    "stream_send_all",
     "temporarily_detach_coroutine_object",
     "wait_all_tasks_blocked",
     "wait_readable",

@@ -44,7 +44,14 @@ if TYPE_CHECKING or _NO_EXT:
         permanently_detach_coroutine_object,
         wait_task_rescheduled,
     )
-    from ._sockio_py import sock_recv, sock_send, sock_send_all
+    from ._sockio_py import (
+        BusyGuard,
+        sock_recv,
+        sock_send,
+        sock_send_all,
+        stream_recv,
+        stream_send_all,
+    )
 
     ENGINE = "reference"
 else:
@@ -52,13 +59,23 @@ else:
         if sys.platform == "linux":  # setup.py builds _epoll* only there
             from ._ext._epoll import EpollPoller  # type: ignore[no-redef]
             from ._ext._epoll_sockio import (  # type: ignore[no-redef]
+                BusyGuard,
                 sock_recv,
                 sock_send,
                 sock_send_all,
+                stream_recv,
+                stream_send_all,
             )
         else:
             from ._epoll_py import EpollPoller  # type: ignore[assignment]
-            from ._sockio_py import sock_recv, sock_send, sock_send_all
+            from ._sockio_py import (  # type: ignore[assignment]
+                BusyGuard,
+                sock_recv,
+                sock_send,
+                sock_send_all,
+                stream_recv,
+                stream_send_all,
+            )
         from ._ext._heap import DeadlineHeap  # type: ignore[no-redef]
         from ._ext._kernel import (  # type: ignore[no-redef]
             CANCEL_SHIELDED_CHECKPOINT,
@@ -103,9 +120,12 @@ else:
             wait_task_rescheduled,
         )
         from ._sockio_py import (  # type: ignore[assignment]
+            BusyGuard,
             sock_recv,
             sock_send,
             sock_send_all,
+            stream_recv,
+            stream_send_all,
         )
 
         ENGINE = "reference"
@@ -115,6 +135,7 @@ __all__ = [
     "CHECKPOINT",
     "ENGINE",
     "RESUME_NONE",
+    "BusyGuard",
     "DeadlineHeap",
     "EpollPoller",
     "KernelBase",
@@ -129,5 +150,7 @@ __all__ = [
     "sock_recv",
     "sock_send",
     "sock_send_all",
+    "stream_recv",
+    "stream_send_all",
     "wait_task_rescheduled",
 ]

@@ -20,17 +20,48 @@ awaitable are in that module.
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from . import _impl
+from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError
 from ._run_context import GLOBAL_RUN_CONTEXT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 _MSG_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
+_CLOSED_ERRNOS = (errno.EBADF, errno.ENOTSOCK)
+_CLOSED_STREAM = "this socket was already closed"
+
+
+class BusyGuard:
+    """``with guard:`` raises BusyResourceError(*message*) if another task is already
+    inside (it never waits: concurrent use is the caller's bug). ``stream_send_all``
+    holds it for its whole duration."""
+
+    __slots__ = ("busy", "message")
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.busy = False
+
+    def __enter__(self) -> None:
+        if self.busy:
+            raise BusyResourceError(self.message)
+        self.busy = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.busy = False
+
+
+def _stream_error(exc: OSError) -> BaseException:
+    """What SocketStream raises for *exc* (raise it ``from`` the result's __cause__)."""
+    if exc.errno in _CLOSED_ERRNOS:
+        return ClosedResourceError(_CLOSED_STREAM)
+    return BrokenResourceError(f"socket connection broken: {exc}")
 
 
 async def _cancel_check() -> Any:
@@ -108,6 +139,45 @@ def sock_send_all(sock: socket.socket, data: Any) -> Coroutine[Any, Any, None]:
         view.release()  # the cast view keeps the buffer
         view = flat
     return _send_all(sock, view)
+
+
+def stream_recv(sock: socket.socket, nbytes: int) -> Coroutine[Any, Any, bytes]:
+    """``sock_recv(sock, nbytes)`` with SocketStream's errors: an OSError comes out as
+    ClosedResourceError (EBADF, ENOTSOCK) or BrokenResourceError (caused by it)."""
+    return _stream_recv(sock_recv(sock, nbytes))
+
+
+async def _stream_recv(op: Coroutine[Any, Any, bytes]) -> bytes:
+    try:
+        return await op
+    except OSError as exc:
+        new = _stream_error(exc)
+        raise new from (None if isinstance(new, ClosedResourceError) else exc)
+
+
+def stream_send_all(
+    sock: socket.socket, data: Any, guard: BusyGuard
+) -> Coroutine[Any, Any, None]:
+    """``sock_send_all(sock, data)`` with SocketStream's errors (as ``stream_recv``),
+    inside *guard*: taken when the call starts (BusyResourceError if another task
+    holds it), released when it ends, however it ends."""
+    if not isinstance(guard, BusyGuard):
+        raise TypeError(
+            f"Argument 'guard' has incorrect type (expected "
+            f"{BusyGuard.__module__}.BusyGuard, got {type(guard).__name__})"
+        )
+    return _stream_send_all(sock_send_all(sock, data), guard)
+
+
+async def _stream_send_all(op: Coroutine[Any, Any, None], guard: BusyGuard) -> None:
+    try:
+        with guard:
+            await op
+    except OSError as exc:
+        new = _stream_error(exc)
+        raise new from (None if isinstance(new, ClosedResourceError) else exc)
+    finally:
+        op.close()  # never started if the guard was busy: no never-awaited warning
 
 
 async def _send_all(sock: socket.socket, view: memoryview) -> None:

@@ -40,14 +40,19 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject
-from libc.errno cimport EAGAIN, EINTR, errno
+from libc.errno cimport EAGAIN, EBADF, EINTR, ENOTSOCK, errno
 
 from vivace._core._ext._epoll cimport EPOLLIN, EPOLLOUT, EpollPoller
 from vivace._core._ext._kernel cimport KernelBase, TaskBase
 
+import collections.abc
 import os
 
-from vivace._core._exceptions import BusyResourceError
+from vivace._core._exceptions import (
+    BrokenResourceError,
+    BusyResourceError,
+    ClosedResourceError,
+)
 from vivace._core._ext._kernel import (
     CANCEL_SHIELDED_CHECKPOINT as _CSC_MSG,
     CHECKPOINT as _CHECKPOINT_MSG,
@@ -64,13 +69,23 @@ cdef extern from "<sys/socket.h>" nogil:
 
 cdef extern from "Python.h":
     PyObject *PyObject_CallMethodNoArgs(PyObject *, PyObject *) noexcept
+    int PyErr_ExceptionMatches(PyObject *) noexcept
+    void PyErr_Fetch(PyObject **, PyObject **, PyObject **) noexcept
+    void PyErr_NormalizeException(PyObject **, PyObject **, PyObject **) noexcept
+    void PyErr_Restore(PyObject *, PyObject *, PyObject *) noexcept
+    void PyException_SetTraceback(PyObject *, PyObject *) noexcept
+    void PyException_SetCause(PyObject *, PyObject *) noexcept
+    void PyException_SetContext(PyObject *, PyObject *) noexcept
+    void _xdecref "Py_XDECREF"(PyObject *) noexcept
+    PyObject *PyExc_OSError
     int _PyBytes_Resize(PyObject **, Py_ssize_t) except -1
     void _incref "Py_INCREF"(PyObject *) noexcept
     void _decref "Py_DECREF"(PyObject *) noexcept
     const Py_ssize_t PY_SSIZE_T_MAX
 
 cdef extern from "vv_sendproto.h":
-    ctypedef int (*vv_sp_advance_fn)(PyObject *, PyObject *, PyObject **) except -1
+    # noexcept: the advance function reports errors C-style (see _advance).
+    ctypedef int (*vv_sp_advance_fn)(PyObject *, PyObject *, PyObject **) noexcept
     ctypedef int (*vv_sp_finish_fn)(PyObject *) noexcept
     vv_sp_advance_fn vv_sp_advance
     vv_sp_finish_fn vv_sp_finish
@@ -105,7 +120,30 @@ cdef object _ABORT_SUCCEEDED = None  # Abort.SUCCEEDED, fetched on first use (im
 
 _BUSY_READ = "another task is already reading from this fd"
 _BUSY_WRITE = "another task is already writing to this fd"
-_NAMES = ("sock_recv", "sock_send", "sock_send_all")
+_NAMES = ("recv", "send", "send_all")
+_CLOSED_STREAM = "this socket was already closed"
+
+
+@cython.final
+cdef class BusyGuard:
+    """``with guard:`` raises BusyResourceError(*message*) if another task is already
+    inside (it never waits: concurrent use is the caller's bug). ``stream_send_all``
+    holds it for its whole duration."""
+
+    cdef object message
+    cdef bint busy
+
+    def __init__(self, message):
+        self.message = message
+        self.busy = False
+
+    def __enter__(self):
+        if self.busy:
+            raise BusyResourceError(self.message)
+        self.busy = True
+
+    def __exit__(self, *exc_info):
+        self.busy = False
 
 
 cdef inline object _steal(PyObject *p):
@@ -138,6 +176,7 @@ cdef class _SockOp:
     cdef object runner      # while parked: the run (to park again), the poller, the task
     cdef object poller
     cdef object task
+    cdef BusyGuard guard    # stream_send_all: taken on the first step, released at the end
     cdef Py_buffer view     # sock_send_all: held from creation to the end
     cdef Py_ssize_t nbytes  # recv: the size asked; send_all: the total
     cdef Py_ssize_t offset  # send_all: bytes sent so far
@@ -146,6 +185,8 @@ cdef class _SockOp:
     cdef int kind
     cdef int state
     cdef bint have_view
+    cdef bint holds_guard
+    cdef bint stream_errors  # OSError -> ClosedResourceError/BrokenResourceError
 
     def __await__(self):
         return self
@@ -153,6 +194,8 @@ cdef class _SockOp:
     def __next__(self):
         cdef PyObject *out = NULL
         cdef int r = _advance(<PyObject *>self, <PyObject *>None, &out)
+        if r < 0:
+            return _propagate()
         value = _steal(out)
         if r == 0:
             return value
@@ -174,6 +217,9 @@ cdef class _SockOp:
         if self.have_view:
             self.have_view = False
             PyBuffer_Release(&self.view)
+        if self.holds_guard:
+            self.holds_guard = False
+            self.guard.busy = False
 
     @property
     def __name__(self):
@@ -196,6 +242,10 @@ cdef int _finish(PyObject *op_) noexcept:
     if op.have_view:
         op.have_view = False
         PyBuffer_Release(&op.view)
+    if op.holds_guard:
+        op.holds_guard = False
+        op.guard.busy = False
+    op.guard = None
     op.sock = op.data = op.error = op.result = None
     op.runner = op.poller = op.task = None
     return 0
@@ -215,8 +265,57 @@ cdef int _unpark(_SockOp op) except -1:
     return 0
 
 
-cdef int _advance(PyObject *op_, PyObject *arg, PyObject **out) except -1:
+cdef int _propagate() except -1:
+    # The error indicator is already set: report failure without a traceback entry.
+    return -1
+
+
+ctypedef int (*_step_fn)(PyObject *, PyObject *, PyObject **) noexcept
+ctypedef int (*_translate_fn)() noexcept
+
+
+cdef int _advance(PyObject *op_, PyObject *arg, PyObject **out) noexcept:
     # One resumption: 0 = yielded *out, 1 = returned *out, -1 = raised (op finished).
+    # noexcept + C-style errors, so exceptions passing through (Cancelled, ...) get no
+    # frame of ours; _step is called through a noexcept pointer for the same reason.
+    cdef int r = (<_step_fn>_step)(op_, arg, out)
+    if r < 0 and (<_SockOp>op_).stream_errors and PyErr_ExceptionMatches(PyExc_OSError):
+        (<_translate_fn>_to_stream_error)()
+    return r
+
+
+cdef int _to_stream_error() except -1:
+    # Replace the OSError being raised as SocketStream does: EBADF/ENOTSOCK mean the
+    # socket was closed (context kept, suppressed), anything else broke the connection
+    # (the OSError becomes the cause). Always returns -1 with an error set.
+    cdef PyObject *typ = NULL
+    cdef PyObject *val = NULL
+    cdef PyObject *tb = NULL
+    PyErr_Fetch(&typ, &val, &tb)
+    PyErr_NormalizeException(&typ, &val, &tb)
+    if tb != NULL:
+        PyException_SetTraceback(val, tb)
+    exc = <object>val
+    _xdecref(typ)
+    _xdecref(val)
+    _xdecref(tb)
+    if getattr(exc, "errno", None) in (EBADF, ENOTSOCK):
+        new = ClosedResourceError(_CLOSED_STREAM)
+        PyException_SetCause(<PyObject *>new, NULL)  # `from None`
+    else:
+        new = BrokenResourceError(f"socket connection broken: {exc}")
+        _incref(<PyObject *>exc)  # SetCause steals a reference
+        PyException_SetCause(<PyObject *>new, <PyObject *>exc)
+    _incref(<PyObject *>exc)  # so does SetContext
+    PyException_SetContext(<PyObject *>new, <PyObject *>exc)
+    cls = type(new)
+    _incref(<PyObject *>new)
+    _incref(<PyObject *>cls)
+    PyErr_Restore(<PyObject *>cls, <PyObject *>new, NULL)  # steals both
+    return -1
+
+
+cdef int _step(PyObject *op_, PyObject *arg, PyObject **out) except -1:
     cdef _SockOp op = <_SockOp>op_
     cdef int state = op.state
     cdef PyObject *res
@@ -224,6 +323,14 @@ cdef int _advance(PyObject *op_, PyObject *arg, PyObject **out) except -1:
         if arg != <PyObject *>None:
             _finish(op_)
             raise TypeError("can't send non-None value to a just-started coroutine")
+        guard = op.guard
+        if guard is not None:
+            if guard.busy:
+                op.guard = None  # not ours to release
+                _finish(op_)
+                raise BusyResourceError(guard.message)
+            guard.busy = True
+            op.holds_guard = True
         return _begin(op, out)
     if state == _DONE:
         raise RuntimeError("cannot reuse already awaited coroutine")
@@ -398,6 +505,9 @@ cdef int _park(_SockOp op, PyObject **out, int fd) except -1:
 vv_sp_advance = _advance
 vv_sp_finish = _finish
 vv_sp_install(_SockOp)
+# Like a coroutine in every way that matters (send/throw/close/__await__), so that
+# nursery.start_soon(stream.send_all, data) accepts it.
+collections.abc.Coroutine.register(_SockOp)
 
 
 cdef inline _SockOp _new_op(object sock, int kind, int flags):
@@ -423,6 +533,27 @@ def sock_send(sock, data, int flags=0):
     waiting for writability on EAGAIN; returns the count sent."""
     cdef _SockOp op = _new_op(sock, _SEND, flags)
     op.data = data
+    return op
+
+
+def stream_recv(sock, Py_ssize_t nbytes):
+    """``sock_recv(sock, nbytes)`` with SocketStream's errors: an OSError comes out as
+    ClosedResourceError (EBADF, ENOTSOCK) or BrokenResourceError (caused by it)."""
+    if nbytes < 0:
+        raise ValueError("negative buffersize in recv")
+    cdef _SockOp op = _new_op(sock, _RECV, 0)
+    op.nbytes = nbytes
+    op.stream_errors = True
+    return op
+
+
+def stream_send_all(sock, data, BusyGuard guard not None):
+    """``sock_send_all(sock, data)`` with SocketStream's errors (as ``stream_recv``),
+    inside *guard*: taken when the call starts (BusyResourceError if another task
+    holds it), released when it ends, however it ends."""
+    cdef _SockOp op = sock_send_all(sock, data)
+    op.stream_errors = True
+    op.guard = guard
     return op
 
 
