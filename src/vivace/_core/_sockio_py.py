@@ -13,8 +13,11 @@ socket methods and of ``SocketStream``. Each returns an awaitable that
 
 ``sock_send_all`` repeats that for the rest of the data after a partial send (so each
 send is a checkpoint of its own); it always makes at least one send, even of nothing.
-Argument errors (negative size, a buffer that is not C-contiguous) are raised by the
-call itself, before anything is awaited. Design notes on why the compiled twin is one C
+``stream_recv``/``stream_send_all`` are the same with SocketStream's errors (OSError ->
+ClosedResourceError/BrokenResourceError), the latter inside a ``BusyGuard``.
+A negative recv size is refused by the call itself; the data of ``sock_send_all`` is
+checked (and its buffer taken) on the first step, after the guard, as ``with
+memoryview(data)`` inside SocketStream.send_all would. Design notes on why the compiled twin is one C
 awaitable are in that module.
 """
 
@@ -123,22 +126,10 @@ def sock_send(sock: socket.socket, data: Any, flags: int = 0) -> Coroutine[Any, 
 
 def sock_send_all(sock: socket.socket, data: Any) -> Coroutine[Any, Any, None]:
     """``await sock_send_all(s, data)``: ``sock_send`` in a loop until every byte of
-    *data* (a C-contiguous buffer, held until the end) is sent. Each send is a
-    checkpoint; if one fails or is cancelled, part of *data* may have been sent."""
-    try:
-        view = memoryview(data)
-    except TypeError:
-        raise TypeError(
-            f"a bytes-like object is required, not '{type(data).__name__}'"
-        ) from None
-    if not view.c_contiguous:
-        view.release()
-        raise BufferError("memoryview: underlying buffer is not C-contiguous")
-    if view.format != "B" or view.ndim != 1:
-        flat = view.cast("B")
-        view.release()  # the cast view keeps the buffer
-        view = flat
-    return _send_all(sock, view)
+    *data* (a C-contiguous buffer, held from the first step to the end) is sent. Each
+    send is a checkpoint; if one fails or is cancelled, part of *data* may have been
+    sent."""
+    return _send_all(sock, data)
 
 
 def stream_recv(sock: socket.socket, nbytes: int) -> Coroutine[Any, Any, bytes]:
@@ -163,25 +154,41 @@ def stream_send_all(
     holds it), released when it ends, however it ends."""
     if not isinstance(guard, BusyGuard):
         raise TypeError(
-            f"Argument 'guard' has incorrect type (expected "
-            f"{BusyGuard.__module__}.BusyGuard, got {type(guard).__name__})"
+            f"Argument 'guard' has incorrect type (expected BusyGuard, got "
+            f"{type(guard).__name__})"
         )
-    return _stream_send_all(sock_send_all(sock, data), guard)
+    return _stream_send_all(sock, data, guard)
 
 
-async def _stream_send_all(op: Coroutine[Any, Any, None], guard: BusyGuard) -> None:
+async def _stream_send_all(sock: socket.socket, data: Any, guard: BusyGuard) -> None:
     try:
         with guard:
-            await op
+            await _send_all(sock, data)
     except OSError as exc:
         new = _stream_error(exc)
         raise new from (None if isinstance(new, ClosedResourceError) else exc)
-    finally:
-        op.close()  # never started if the guard was busy: no never-awaited warning
 
 
-async def _send_all(sock: socket.socket, view: memoryview) -> None:
-    with view:
+def _flat_view(data: Any) -> memoryview:
+    # What PyObject_GetBuffer(data, PyBUF_SIMPLE) gives the compiled twin, same errors.
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"a bytes-like object is required, not '{type(data).__name__}'"
+        ) from None
+    if not view.c_contiguous:
+        view.release()
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
+    if view.format != "B" or view.ndim != 1:
+        flat = view.cast("B")
+        view.release()  # the cast view keeps the buffer
+        view = flat
+    return view
+
+
+async def _send_all(sock: socket.socket, data: Any) -> None:
+    with _flat_view(data) as view:
         total = len(view)
         sent = 0
         while True:

@@ -4,11 +4,12 @@
 Design notes
 ------------
 * What it is for. ``sock_recv``/``sock_send``/``sock_send_all`` are the non-blocking
-  core of vivace's socket methods and of ``SocketStream``: a cancel check, the syscall,
-  then either a cancel-shielded schedule point (it worked, or failed for real) or a
-  park in the poller until the fd is ready (EAGAIN) and a retry. The reference twin is
-  that sequence in Python; here it is one C awaitable (``_SockOp``) per call, so a
-  receive or a send costs no Python frame, no async context manager and no closure.
+  core of vivace's socket methods, ``stream_recv``/``stream_send_all`` that of
+  ``SocketStream``: a cancel check, the syscall, then either a cancel-shielded schedule
+  point (it worked, or failed for real) or a park in the poller until the fd is ready
+  (EAGAIN) and a retry. The reference twin is that sequence in Python; here it is one
+  C awaitable (``_SockOp``) per call, so a receive or a send costs no Python frame, no
+  async context manager and no closure.
 
 * Every completed call was a checkpoint, as in the reference: the cancel check is a
   cancel point (if cancelled it yields CHECKPOINT, whose resumption raises Cancelled,
@@ -30,6 +31,11 @@ Design notes
 * Errors look as the stdlib's do (``OSError(errno, strerror)`` picks the subclass).
   Exceptions that merely pass through (Cancelled, ClosedResourceError delivered via
   ``unwrap``) are propagated C-style, so no frame of ours is added to them.
+
+* The stream variants translate an OSError leaving the op (whether from the syscall or
+  delivered by the poller) into ClosedResourceError (EBADF/ENOTSOCK, ``from None``) or
+  BrokenResourceError (``from`` the OSError), as SocketStream's generic path does, and
+  ``stream_send_all`` holds a ``BusyGuard`` from its first step to its end.
 
 * Parking uses the poller's C interface (``EpollPoller.c_add``/``c_remove``) with the
   stdlib socket as owner, so re-waiting on the same socket costs no epoll_ctl.
@@ -170,14 +176,14 @@ cdef class _SockOp:
     """The awaitable of one ``sock_recv``/``sock_send``/``sock_send_all`` call."""
 
     cdef object sock        # the stdlib socket.socket
-    cdef object data        # sock_send: the object to send (buffer taken per attempt)
+    cdef object data        # the object to send (send: buffer taken per attempt)
     cdef object error       # raised after the schedule point that follows a failed call
     cdef object result
     cdef object runner      # while parked: the run (to park again), the poller, the task
     cdef object poller
     cdef object task
     cdef BusyGuard guard    # stream_send_all: taken on the first step, released at the end
-    cdef Py_buffer view     # sock_send_all: held from creation to the end
+    cdef Py_buffer view     # sock_send_all: held from the first step to the end
     cdef Py_ssize_t nbytes  # recv: the size asked; send_all: the total
     cdef Py_ssize_t offset  # send_all: bytes sent so far
     cdef int flags
@@ -331,6 +337,16 @@ cdef int _step(PyObject *op_, PyObject *arg, PyObject **out) except -1:
                 raise BusyResourceError(guard.message)
             guard.busy = True
             op.holds_guard = True
+        if op.kind == _SEND_ALL:
+            # Held from here to the end, like `with memoryview(data)` around a loop.
+            try:
+                PyObject_GetBuffer(op.data, &op.view, PyBUF_SIMPLE)
+            except BaseException:
+                _finish(op_)
+                raise
+            op.have_view = True
+            op.nbytes = op.view.len
+            op.data = None
         return _begin(op, out)
     if state == _DONE:
         raise RuntimeError("cannot reuse already awaited coroutine")
@@ -562,7 +578,5 @@ def sock_send_all(sock, data):
     *data* (a C-contiguous buffer, held until the end) is sent. Each send is a
     checkpoint; if one fails or is cancelled, part of *data* may have been sent."""
     cdef _SockOp op = _new_op(sock, _SEND_ALL, 0)
-    PyObject_GetBuffer(data, &op.view, PyBUF_SIMPLE)
-    op.have_view = True
-    op.nbytes = op.view.len
+    op.data = data  # its buffer is taken on the first step (see _step)
     return op
