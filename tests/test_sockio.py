@@ -241,6 +241,61 @@ async def test_sock_send_all_holds_the_buffer_until_done(pair) -> None:
     data.append(0)  # released once the send was cancelled
 
 
+# --- sock_call ------------------------------------------------------------------------
+
+
+@trio_test
+async def test_sock_call_returns_the_result_after_a_checkpoint(pair) -> None:
+    a, b = pair
+    b.send(b"peek")
+    with assert_checkpoints():
+        assert await _core.sock_call(a, True, "recv", (10, stdlib_socket.MSG_PEEK)) == b"peek"
+    assert a.recv(10) == b"peek"
+
+
+@trio_test
+async def test_sock_call_raises_the_methods_error_after_a_checkpoint(pair) -> None:
+    with assert_checkpoints(), pytest.raises(TypeError):
+        await _core.sock_call(pair[0], True, "recv", ("not a size",))
+
+
+@trio_test
+async def test_sock_call_accept_waits_for_a_connection() -> None:
+    with stdlib_socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        accepted = []
+
+        async def accept() -> None:
+            accepted.append(await _core.sock_call(listener, True, "accept", ()))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(accept)
+            await wait_all_tasks_blocked()
+            assert not accepted
+            client = stdlib_socket.create_connection(listener.getsockname())
+        conn, addr = accepted[0]
+        assert addr == client.getsockname()
+        conn.close()
+        client.close()
+
+
+@trio_test
+async def test_sock_call_cancelled_while_waiting_leaves_no_waiter() -> None:
+    with stdlib_socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        idle = await _idle_readers()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_core.sock_call, listener, True, "accept", ())
+            await wait_all_tasks_blocked()
+            assert _waiting_readers() == idle + 1
+            nursery.cancel_scope.cancel()
+        assert _waiting_readers() == idle
+
+
 # --- stream_recv / stream_send_all / BusyGuard ----------------------------------------
 
 

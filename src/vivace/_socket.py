@@ -28,6 +28,7 @@ from ._core import (
     Cancelled,
     in_trio_run,
     notify_closing,
+    sock_call,
     sock_recv,
     sock_send,
     wait_readable,
@@ -354,6 +355,9 @@ class _SocketType(SocketType):
         name: str,
         *args: Any,
     ) -> Any:
+        sock = self._sock
+        if type(sock) is _StdlibSocket:
+            return await sock_call(sock, wait is wait_readable, name, args)
         async with try_sync():
             return getattr(self._sock, name)(*args)
         while True:

@@ -46,6 +46,7 @@ if TYPE_CHECKING or _NO_EXT:
     )
     from ._sockio_py import (
         BusyGuard,
+        sock_call,
         sock_recv,
         sock_send,
         sock_send_all,
@@ -60,6 +61,7 @@ else:
             from ._ext._epoll import EpollPoller  # type: ignore[no-redef]
             from ._ext._epoll_sockio import (  # type: ignore[no-redef]
                 BusyGuard,
+                sock_call,
                 sock_recv,
                 sock_send,
                 sock_send_all,
@@ -70,6 +72,7 @@ else:
             from ._epoll_py import EpollPoller  # type: ignore[assignment]
             from ._sockio_py import (  # type: ignore[assignment]
                 BusyGuard,
+                sock_call,
                 sock_recv,
                 sock_send,
                 sock_send_all,
@@ -121,6 +124,7 @@ else:
         )
         from ._sockio_py import (  # type: ignore[assignment]
             BusyGuard,
+            sock_call,
             sock_recv,
             sock_send,
             sock_send_all,
@@ -147,6 +151,7 @@ __all__ = [
     "cancel_shielded_checkpoint",
     "checkpoint",
     "permanently_detach_coroutine_object",
+    "sock_call",
     "sock_recv",
     "sock_send",
     "sock_send_all",

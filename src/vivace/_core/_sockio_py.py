@@ -124,6 +124,17 @@ def sock_send(sock: socket.socket, data: Any, flags: int = 0) -> Coroutine[Any, 
     return _once(sock, lambda: sock.send(data, flags), False)
 
 
+def sock_call(
+    sock: socket.socket, readable: bool, name: str, args: tuple[Any, ...]
+) -> Coroutine[Any, Any, Any]:
+    """``await sock_call(s, readable, name, args)``: ``getattr(s, name)(*args)`` on the
+    non-blocking stdlib socket *s* as a checkpoint; on BlockingIOError it waits until
+    *s* is readable (else writable) and calls again."""
+    if not isinstance(name, str) or not isinstance(args, tuple):
+        raise TypeError("sock_call() takes a method name (str) and an argument tuple")
+    return _once(sock, lambda: getattr(sock, name)(*args), bool(readable))
+
+
 def sock_send_all(sock: socket.socket, data: Any) -> Coroutine[Any, Any, None]:
     """``await sock_send_all(s, data)``: ``sock_send`` in a loop until every byte of
     *data* (a C-contiguous buffer, held from the first step to the end) is sent. Each

@@ -103,12 +103,15 @@ cdef enum:
     _RECV = 0
     _SEND = 1
     _SEND_ALL = 2
+    _CALL = 3        # a Python-level call on the socket; BlockingIOError means EAGAIN
     # _SockOp.state
     _FRESH = 0
     _AT_CHECKPOINT = 1   # yielded CHECKPOINT: cancelled before the syscall
     _AT_CSC = 2          # yielded CANCEL_SHIELDED_CHECKPOINT after the syscall
     _PARKED = 3          # yielded WaitTaskRescheduled: waiting for readiness
     _DONE = 4
+    # _syscall's "would block" when it comes as BlockingIOError from a Python call
+    _WOULD_BLOCK = -3
 
 cdef enum:
     _SCRATCH_SIZE = 65536
@@ -126,7 +129,7 @@ cdef object _ABORT_SUCCEEDED = None  # Abort.SUCCEEDED, fetched on first use (im
 
 _BUSY_READ = "another task is already reading from this fd"
 _BUSY_WRITE = "another task is already writing to this fd"
-_NAMES = ("recv", "send", "send_all")
+_NAMES = ("recv", "send", "send_all", "call")
 _CLOSED_STREAM = "this socket was already closed"
 
 
@@ -177,6 +180,8 @@ cdef class _SockOp:
 
     cdef object sock        # the stdlib socket.socket
     cdef object data        # the object to send (send: buffer taken per attempt)
+    cdef object name        # call: the socket method's name and its arguments
+    cdef tuple args
     cdef object error       # raised after the schedule point that follows a failed call
     cdef object result
     cdef object runner      # while parked: the run (to park again), the poller, the task
@@ -188,6 +193,7 @@ cdef class _SockOp:
     cdef Py_ssize_t offset  # send_all: bytes sent so far
     cdef int flags
     cdef int fd             # while parked
+    cdef int bit            # the direction to wait for: EPOLLIN or EPOLLOUT
     cdef int kind
     cdef int state
     cdef bint have_view
@@ -252,7 +258,7 @@ cdef int _finish(PyObject *op_) noexcept:
         op.holds_guard = False
         op.guard.busy = False
     op.guard = None
-    op.sock = op.data = op.error = op.result = None
+    op.sock = op.data = op.error = op.result = op.name = op.args = None
     op.runner = op.poller = op.task = None
     return 0
 
@@ -261,10 +267,9 @@ cdef int _unpark(_SockOp op) except -1:
     poller = op.poller
     task = op.task
     op.runner = op.poller = op.task = None
-    cdef int bit = EPOLLIN if op.kind == _RECV else EPOLLOUT
     if type(poller) is EpollPoller:
-        (<EpollPoller>poller).c_remove(op.fd, task, bit)
-    elif bit == EPOLLIN:
+        (<EpollPoller>poller).c_remove(op.fd, task, op.bit)
+    elif op.bit == EPOLLIN:
         poller.remove_reader(op.fd, task)
     else:
         poller.remove_writer(op.fd, task)
@@ -421,6 +426,12 @@ cdef Py_ssize_t _syscall(_SockOp op, int fd) except -2:
     cdef Py_buffer buf
     cdef object data
     cdef PyObject *raw
+    if op.kind == _CALL:
+        try:
+            op.result = getattr(op.sock, op.name)(*op.args)
+        except BlockingIOError:
+            return _WOULD_BLOCK
+        return 0
     while True:
         if op.kind == _RECV:
             if op.nbytes <= _SCRATCH_SIZE:
@@ -464,9 +475,10 @@ cdef int _attempt(_SockOp op, PyObject **out, bint woken) except -1:
     cdef int fd = -1
     cdef int err
     try:
-        fd = op.sock.fileno()
+        if op.kind != _CALL:
+            fd = op.sock.fileno()
         n = _syscall(op, fd)
-        if n < 0:
+        if n == -1:
             err = errno
             if err != EAGAIN:
                 op.error = _os_error(err)
@@ -500,8 +512,10 @@ cdef int _park(_SockOp op, PyObject **out, int fd) except -1:
     cdef KernelBase runner = _current_runner()
     task = runner.current_task
     poller = getattr(getattr(runner, _s_io_manager), _s_poller)
-    cdef int bit = EPOLLIN if op.kind == _RECV else EPOLLOUT
+    cdef int bit = op.bit
     cdef bint busy
+    if op.kind == _CALL:
+        fd = op.sock.fileno()  # a negative one is refused by the poller
     if type(poller) is EpollPoller:
         busy = (<EpollPoller>poller).c_add(fd, op.sock, task, bit) == 1
     elif bit == EPOLLIN:
@@ -531,6 +545,18 @@ cdef inline _SockOp _new_op(object sock, int kind, int flags):
     op.sock = sock
     op.kind = kind
     op.flags = flags
+    op.bit = EPOLLIN if kind == _RECV else EPOLLOUT
+    return op
+
+
+def sock_call(sock, bint readable, str name not None, tuple args not None):
+    """``await sock_call(s, readable, name, args)``: ``getattr(s, name)(*args)`` on the
+    non-blocking stdlib socket *s* as a checkpoint; on BlockingIOError it waits until
+    *s* is readable (else writable) and calls again."""
+    cdef _SockOp op = _new_op(sock, _CALL, 0)
+    op.bit = EPOLLIN if readable else EPOLLOUT
+    op.name = name
+    op.args = args
     return op
 
 
