@@ -52,6 +52,7 @@ if TYPE_CHECKING or _NO_EXT:
         sock_send_all,
         stream_recv,
         stream_send_all,
+        wait_fd,
     )
 
     ENGINE = "reference"
@@ -67,6 +68,7 @@ else:
                 sock_send_all,
                 stream_recv,
                 stream_send_all,
+                wait_fd,
             )
         else:
             from ._epoll_py import EpollPoller  # type: ignore[assignment]
@@ -78,6 +80,7 @@ else:
                 sock_send_all,
                 stream_recv,
                 stream_send_all,
+                wait_fd,
             )
         from ._ext._heap import DeadlineHeap  # type: ignore[no-redef]
         from ._ext._kernel import (  # type: ignore[no-redef]
@@ -130,6 +133,7 @@ else:
             sock_send_all,
             stream_recv,
             stream_send_all,
+            wait_fd,
         )
 
         ENGINE = "reference"
@@ -157,5 +161,6 @@ __all__ = [
     "sock_send_all",
     "stream_recv",
     "stream_send_all",
+    "wait_fd",
     "wait_task_rescheduled",
 ]

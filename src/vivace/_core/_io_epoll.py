@@ -10,6 +10,10 @@ Design notes
   normalisation, the current task, parking with an abort function, the exceptions
   waiters get, statistics, and the force-wakeup socketpair.
 
+* The waits themselves are the engine's ``wait_fd`` (compiled: a C awaitable that
+  registers and parks with no Python frame; reference: a coroutine doing the same).
+  ``wait_readable``/``wait_writable`` here only resolve the fd and the task.
+
 * One waiter per direction per fd; a second one gets BusyResourceError at once (not a
   checkpoint, as in trio). So does an fd the kernel refuses (OSError). Otherwise the
   task always parks -- even if the fd is ready now -- so every wait that returns, and
@@ -39,15 +43,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import outcome
 
 from . import _impl
-from ._exceptions import BusyResourceError, ClosedResourceError
+from ._exceptions import ClosedResourceError
 from ._ki import enable_ki_protection
-from ._traps import Abort, wait_task_rescheduled
 from ._wakeup import WakeupSocketpair
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from ._traps import RaiseCancelT
+    from collections.abc import Awaitable, Callable
 
 
 class _HasFileno(Protocol):
@@ -56,8 +57,6 @@ class _HasFileno(Protocol):
 
 _StdlibSocket = socket.socket
 
-_BUSY_READ = "another task is already reading from this fd"
-_BUSY_WRITE = "another task is already writing to this fd"
 _CLOSED = "another task closed this fd"
 
 
@@ -158,40 +157,24 @@ class EpollIOManager:
             self._wakeup.drain()
 
     @enable_ki_protection
-    async def wait_readable(self, fd: int | _HasFileno) -> None:
+    def wait_readable(self, fd: int | _HasFileno) -> Awaitable[None]:
         """Block until *fd* (an int or an object with ``fileno()``) is readable.
 
         Raises BusyResourceError if another task already waits to read it, and
         ClosedResourceError if ``notify_closing`` is called on it meanwhile."""
         fdno = _fd_of(fd)
-        task = self._current_task()
-        poller = self._poller
-        if poller.add_reader(fdno, fd if type(fd) is _StdlibSocket else None, task):
-            raise BusyResourceError(_BUSY_READ)
-
-        def abort(_: RaiseCancelT) -> Abort:
-            poller.remove_reader(fdno, task)
-            return Abort.SUCCEEDED
-
-        await wait_task_rescheduled(abort)
+        owner = fd if type(fd) is _StdlibSocket else None
+        return _impl.wait_fd(self._poller, fdno, owner, self._current_task(), True)
 
     @enable_ki_protection
-    async def wait_writable(self, fd: int | _HasFileno) -> None:
+    def wait_writable(self, fd: int | _HasFileno) -> Awaitable[None]:
         """Block until *fd* (an int or an object with ``fileno()``) is writable.
 
         Raises BusyResourceError if another task already waits to write it, and
         ClosedResourceError if ``notify_closing`` is called on it meanwhile."""
         fdno = _fd_of(fd)
-        task = self._current_task()
-        poller = self._poller
-        if poller.add_writer(fdno, fd if type(fd) is _StdlibSocket else None, task):
-            raise BusyResourceError(_BUSY_WRITE)
-
-        def abort(_: RaiseCancelT) -> Abort:
-            poller.remove_writer(fdno, task)
-            return Abort.SUCCEEDED
-
-        await wait_task_rescheduled(abort)
+        owner = fd if type(fd) is _StdlibSocket else None
+        return _impl.wait_fd(self._poller, fdno, owner, self._current_task(), False)
 
     @enable_ki_protection
     def notify_closing(self, fd: int | _HasFileno) -> None:

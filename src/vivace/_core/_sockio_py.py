@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _impl
 from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError
+from ._ki import enable_ki_protection
 from ._run_context import GLOBAL_RUN_CONTEXT
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 _MSG_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 _CLOSED_ERRNOS = (errno.EBADF, errno.ENOTSOCK)
+_BUSY_READ = "another task is already reading from this fd"
+_BUSY_WRITE = "another task is already writing to this fd"
 _CLOSED_STREAM = "this socket was already closed"
 
 
@@ -133,6 +136,37 @@ def sock_call(
     if not isinstance(name, str) or not isinstance(args, tuple):
         raise TypeError("sock_call() takes a method name (str) and an argument tuple")
     return _once(sock, lambda: getattr(sock, name)(*args), bool(readable))
+
+
+def wait_fd(
+    poller: Any, fd: int, owner: socket.socket | None, task: Any, readable: bool
+) -> Coroutine[Any, Any, None]:
+    """``await wait_fd(poller, fd, owner, task, readable)``: park *task* until *poller*
+    reports *fd* readable (else writable), as ``wait_readable``/``wait_writable``; the
+    wait is the checkpoint. *owner* is the stdlib socket *fd* came from, or None."""
+    return _wait_fd(poller, fd, owner, task, bool(readable))
+
+
+# KI-protected: a KeyboardInterrupt between registering and parking would leave a
+# stale waiter behind (the compiled twin runs no bytecode in between).
+@enable_ki_protection
+async def _wait_fd(poller: Any, fd: int, owner: Any, task: Any, readable: bool) -> None:
+    if readable:
+        if poller.add_reader(fd, owner, task):
+            raise BusyResourceError(_BUSY_READ)
+        remove = poller.remove_reader
+    else:
+        if poller.add_writer(fd, owner, task):
+            raise BusyResourceError(_BUSY_WRITE)
+        remove = poller.remove_writer
+
+    def abort(_: Any) -> Any:
+        from ._traps import Abort  # here: _traps imports _impl, which imports us
+
+        remove(fd, task)
+        return Abort.SUCCEEDED
+
+    await _impl.wait_task_rescheduled(abort)
 
 
 def sock_send_all(sock: socket.socket, data: Any) -> Coroutine[Any, Any, None]:

@@ -104,6 +104,7 @@ cdef enum:
     _SEND = 1
     _SEND_ALL = 2
     _CALL = 3        # a Python-level call on the socket; BlockingIOError means EAGAIN
+    _WAIT = 4        # wait_readable/wait_writable: park at once, return None when woken
     # _SockOp.state
     _FRESH = 0
     _AT_CHECKPOINT = 1   # yielded CHECKPOINT: cancelled before the syscall
@@ -129,7 +130,7 @@ cdef object _ABORT_SUCCEEDED = None  # Abort.SUCCEEDED, fetched on first use (im
 
 _BUSY_READ = "another task is already reading from this fd"
 _BUSY_WRITE = "another task is already writing to this fd"
-_NAMES = ("recv", "send", "send_all", "call")
+_NAMES = ("recv", "send", "send_all", "call", "wait")
 _CLOSED_STREAM = "this socket was already closed"
 
 
@@ -342,6 +343,8 @@ cdef int _step(PyObject *op_, PyObject *arg, PyObject **out) except -1:
                 raise BusyResourceError(guard.message)
             guard.busy = True
             op.holds_guard = True
+        if op.kind == _WAIT:
+            return _park_here(op, out)
         if op.kind == _SEND_ALL:
             # Held from here to the end, like `with memoryview(data)` around a loop.
             try:
@@ -379,6 +382,8 @@ cdef int _step(PyObject *op_, PyObject *arg, PyObject **out) except -1:
         # was raised). The checkpoint happened; go on with the call.
         return _attempt(op, out, False)
     op.runner = None
+    if op.kind == _WAIT:
+        return _return(op, out)  # result None
     return _attempt(op, out, True)  # _PARKED: readiness reported, retry the syscall
 
 
@@ -512,10 +517,23 @@ cdef int _park(_SockOp op, PyObject **out, int fd) except -1:
     cdef KernelBase runner = _current_runner()
     task = runner.current_task
     poller = getattr(getattr(runner, _s_io_manager), _s_poller)
-    cdef int bit = op.bit
-    cdef bint busy
     if op.kind == _CALL:
         fd = op.sock.fileno()  # a negative one is refused by the poller
+    op.runner = runner
+    op.poller = poller
+    op.task = task
+    op.fd = fd
+    return _park_here(op, out)
+
+
+cdef int _park_here(_SockOp op, PyObject **out) except -1:
+    # Register op.task as op.fd's reader/writer in op.poller (owner: op.sock) and yield
+    # the wait. BusyResourceError if the direction already has a waiter.
+    poller = op.poller
+    task = op.task
+    cdef int fd = op.fd
+    cdef int bit = op.bit
+    cdef bint busy
     if type(poller) is EpollPoller:
         busy = (<EpollPoller>poller).c_add(fd, op.sock, task, bit) == 1
     elif bit == EPOLLIN:
@@ -523,11 +541,8 @@ cdef int _park(_SockOp op, PyObject **out, int fd) except -1:
     else:
         busy = poller.add_writer(fd, op.sock, task)
     if busy:
+        op.runner = op.poller = op.task = None  # not registered: nothing to undo
         raise BusyResourceError(_BUSY_READ if bit == EPOLLIN else _BUSY_WRITE)
-    op.fd = fd
-    op.runner = runner
-    op.poller = poller
-    op.task = task
     op.state = _PARKED
     return _yield(out, _WaitTaskRescheduled(op))
 
@@ -596,6 +611,18 @@ def stream_send_all(sock, data, BusyGuard guard not None):
     cdef _SockOp op = sock_send_all(sock, data)
     op.stream_errors = True
     op.guard = guard
+    return op
+
+
+def wait_fd(poller, int fd, owner, task, bint readable):
+    """``await wait_fd(poller, fd, owner, task, readable)``: park *task* until *poller*
+    reports *fd* readable (else writable), as ``wait_readable``/``wait_writable``; the
+    wait is the checkpoint. *owner* is the stdlib socket *fd* came from, or None."""
+    cdef _SockOp op = _new_op(owner, _WAIT, 0)
+    op.bit = EPOLLIN if readable else EPOLLOUT
+    op.poller = poller
+    op.task = task
+    op.fd = fd
     return op
 
 
