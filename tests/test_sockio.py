@@ -472,3 +472,24 @@ async def test_sock_op_cannot_be_awaited_twice(pair) -> None:
     assert await op == b"x"
     with pytest.raises(RuntimeError, match="cannot reuse already awaited"):
         await op
+
+
+@trio_test
+async def test_sock_recv_after_a_wait_counts_the_wait_as_its_checkpoint(pair) -> None:
+    a, b = pair
+    counts = []
+
+    async def reader() -> None:
+        task = trio.lowlevel.current_task()
+        before = (task._cancel_points, task._schedule_points)  # type: ignore[attr-defined]
+        await _core.sock_recv(a, 10)
+        after = (task._cancel_points, task._schedule_points)  # type: ignore[attr-defined]
+        counts.append((after[0] - before[0], after[1] - before[1]))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await wait_all_tasks_blocked()
+        b.send(b"x")
+    # The cancel check before the syscall, then the wait (a cancel and schedule
+    # point); no extra schedule point after the retry succeeds.
+    assert counts == [(2, 1)]
