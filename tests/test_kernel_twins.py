@@ -1144,15 +1144,16 @@ def test_kernel_base_spawn_state_defaults(K: types.ModuleType) -> None:
 def test_task_base_tree_fields(K: types.ModuleType) -> None:
     MiniTask, _ = classes(K)
     t = MiniTask("coro", contextvars.copy_context(), "runner", 7, False)
+    # No list until the task opens a nursery: spawning allocates none.
     assert (t._parent_nursery, t._name, t._child_nurseries, t._eventual_parent_nursery) == (
         None,
         None,
-        [],
+        (),
         None,
     )
     t2 = MiniTask("coro", contextvars.copy_context(), "runner", 7, False, "nursery", "nm")
     assert (t2._parent_nursery, t2._name) == ("nursery", "nm")
-    assert t2._child_nurseries is not t._child_nurseries
+    assert t2._child_nurseries == ()
 
 
 def test_spawn_child_fast_path(K: types.ModuleType) -> None:
@@ -1172,7 +1173,7 @@ def test_spawn_child_fast_path(K: types.ModuleType) -> None:
     assert (task._runner, task._counter, named._counter) == (k, 1, 2)
     assert not task._ki_protected
     assert (task._parent_nursery, task._name, named._name) == (nursery, _returns, "given")
-    assert task._child_nurseries == [] and task._child_nurseries is not named._child_nurseries
+    assert task._child_nurseries == () and named._child_nurseries == ()
     assert task._eventual_parent_nursery is None
     assert task._cancel_status is nursery._cancel_status
     assert k.tasks == nursery._children == nursery._cancel_status._tasks == {task, named}
@@ -1307,7 +1308,7 @@ def _exit_case(K: types.ModuleType, case: str) -> tuple[Any, Any, list[Any]]:
         fails if case == "error" else _returns, () if case == "error" else (5,), nursery, None
     )
     if case == "child_nurseries":
-        task._child_nurseries.append("n")
+        task._child_nurseries = ["n"]
     elif case == "breakers":
         k._lot_breakers = {task: []}
     elif case == "instr_exited":

@@ -283,7 +283,7 @@ cdef class TaskBase:
         # the kernel's spawn path sets them in C.
         self._parent_nursery = parent_nursery
         self._name = name
-        self._child_nurseries = []
+        self._child_nurseries = ()  # a list once the task opens a nursery
         self._eventual_parent_nursery = None
         self.coro = coro
         self.context = context
@@ -297,6 +297,26 @@ cdef class TaskBase:
         self.custom_sleep_data = None
         self._cancel_points = 0
         self._schedule_points = 0
+
+    @property
+    def context(self):
+        return self._context
+
+    @context.setter
+    def context(self, value):
+        # The old context may be freed right here: hand it back to the collector
+        # first (CPython's Context dealloc assumes it is tracked).
+        _gc_retrack(self)
+        self._context = value
+
+    def _gc_retrack(self):
+        """Put this task (and its context) back under the cyclic GC; idempotent."""
+        _gc_retrack(self)
+
+    def __dealloc__(self):
+        # Runs before Cython clears the fields, so the context is tracked again
+        # before its last reference can go.
+        _gc_retrack(self)
 
     # The counters are read and written from Python like the reference's plain
     # attributes (trio's tests store a str to make the kernel fail): any value is kept,
@@ -537,7 +557,7 @@ cdef class KernelBase:
         if self._instr_before_step:
             self._call_instrument("before_task_step", task)
         coro = task.coro
-        ctx = task.context
+        ctx = task._context
         r = _resume(coro, ctx, value, mode == _THROW, &res)
         if res == NULL:  # only if an error vanished without being raised
             raise SystemError("vivace kernel: a task step produced no result")
@@ -548,12 +568,14 @@ cdef class KernelBase:
         if r == PYGEN_NEXT:
             self._dispatch_c(task, result)
         elif r == PYGEN_RETURN:
+            _gc_retrack(task)
             # The common exit needs no outcome object; anything rare -> task_exited.
             if not (self._fast_paths and _exit_fast(self, task)):
                 if mode == _THROW:  # throw() ended the coroutine: `result` is StopIteration
                     result = result.value
                 self.task_exited(task, _Value(result))
         else:
+            _gc_retrack(task)
             self.task_exited(task, _Error(result))
         result = None
         if self._instr_after_step:
@@ -589,6 +611,7 @@ cdef class KernelBase:
                 task._attempt_delivery_of_pending_ki()
             task._attempt_delivery_of_any_pending_cancel()
         elif type(msg) is PermanentlyDetachCoroutineObject:
+            _gc_retrack(task)
             self.task_exited(task, (<PermanentlyDetachCoroutineObject>msg).final_outcome)
         else:
             exc = TypeError(

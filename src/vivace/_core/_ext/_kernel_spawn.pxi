@@ -8,6 +8,10 @@ cdef extern from "Python.h":
     PyObject *PyContext_CopyCurrent() except NULL
     int PySet_Add(object, object) except -1
     int PySet_Discard(object, object) except -1
+    # GC list membership; the functional forms are safe on either state.
+    void PyObject_GC_Track(PyObject *)
+    void PyObject_GC_UnTrack(PyObject *)
+    int PyObject_GC_IsTracked(PyObject *)
 
 cdef extern from *:
     """
@@ -39,6 +43,35 @@ cdef extern from *:
     """
     bint vv_is_async_def(object) noexcept
     PyObject *vv_new_instance(PyObject *, PyObject *) except NULL
+
+
+# Untracked live tasks. A task that the kernel spawns is referenced from
+# ``self.tasks`` until it exits, so the cyclic collector could never free it nor
+# anything it alone references; traversing it (and its fresh context) in every
+# collection is pure cost, and with 100k live tasks it was most of spawn's time.
+# So the fast path takes both out of the collector's lists and they go back
+# (``_gc_retrack``) when the task finishes, when its context is replaced, when the
+# Python layer asks (run teardown, for tasks that never finished), and in
+# ``__dealloc__``. Invariant: an untracked context is owned by its task, so it
+# cannot be freed while untracked -- CPython's Context dealloc unlinks it from the
+# GC list unconditionally. The coroutine stays tracked (its dealloc has the same
+# assumption and its owner can change through the detach API).
+cdef inline void _gc_untrack(TaskBase task) noexcept:
+    # noexcept: only unlinks list nodes; cannot fail.
+    task._gc_untracked = True
+    PyObject_GC_UnTrack(<PyObject *>task)
+    PyObject_GC_UnTrack(<PyObject *>task._context)
+
+
+cdef inline void _gc_retrack(TaskBase task) noexcept:
+    # noexcept: only links list nodes; cannot fail.
+    if not task._gc_untracked:
+        return
+    task._gc_untracked = False
+    if not PyObject_GC_IsTracked(<PyObject *>task):
+        PyObject_GC_Track(<PyObject *>task)
+    if not PyObject_GC_IsTracked(<PyObject *>task._context):
+        PyObject_GC_Track(<PyObject *>task._context)
 
 
 cdef inline int _set_add(object s, object item) except -1:
@@ -81,14 +114,14 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
     task = <TaskBase>_steal(vv_new_instance(<PyObject *>self._task_class,
                                             <PyObject *>TaskBase))
     task.coro = coro
-    task.context = context
+    task._context = context
     task._runner = self
     task._counter = next(self._task_counter)
     task._ki_protected = False
     task._send_mode = _IDLE
     task._parent_nursery = nursery
     task._name = async_fn if name is None else name
-    task._child_nurseries = []
+    task._child_nurseries = ()  # a nursery opened in the task makes it a list
     # (_next_send, _abort_func, _cancel_status, custom_sleep_data, the counters and
     # the boxes start as None/0 from tp_new, as TaskBase.__init__ would set them.)
     _set_add(self.tasks, task)
@@ -98,6 +131,7 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
     _set_add(status._tasks, task)
     if status.effectively_cancelled:
         task._attempt_delivery_of_any_pending_cancel()
+    _gc_untrack(task)
     # The first step sends None into the fresh coroutine.
     self._reschedule(task, None)
     return task
