@@ -1188,6 +1188,29 @@ def test_spawn_child_fast_path(K: types.ModuleType) -> None:
     assert task._cancel_status is None and named._cancel_status is None
 
 
+def test_tasks_dropped_without_running_are_freed_cleanly(K: types.ModuleType) -> None:
+    # A spawned task that never runs, once every reference to it is gone, is freed
+    # while the compiled kernel still has it out of the GC's lists: its dealloc must
+    # hand the context back without re-linking the dying task (the collections
+    # below would trip over a dangling GC node).
+    _, SpawnKernel = spawn_classes(K)
+    contexts: list[Any] = []
+    for _ in range(50):
+        k = SpawnKernel()
+        nursery = FakeNursery(k.log)
+        task = k.spawn_child(_returns, (1,), nursery, None)
+        contexts.append(task.context)
+        task.coro.close()
+        k.tasks.clear()
+        k.runq.clear()
+        nursery._children.clear()
+        nursery._cancel_status._tasks.clear()
+        del task  # the last reference: freed here, not by the collector
+        gc.collect()
+    gc.collect()
+    assert all(gc.is_tracked(ctx) for ctx in contexts)
+
+
 def test_spawn_child_side_effect_order(K: types.ModuleType) -> None:
     _, SpawnKernel = spawn_classes(K)
     k = SpawnKernel(traced=True)

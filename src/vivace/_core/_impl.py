@@ -44,6 +44,7 @@ if TYPE_CHECKING or _NO_EXT:
         permanently_detach_coroutine_object,
         wait_task_rescheduled,
     )
+    from ._scope_py import CancelScopeBase, CancelStatusBase, set_status_class
 
     ENGINE = "reference"
 else:
@@ -67,6 +68,11 @@ else:
             checkpoint,
             permanently_detach_coroutine_object,
             wait_task_rescheduled,
+        )
+        from ._ext._scope import (  # type: ignore[no-redef]
+            CancelScopeBase,
+            CancelStatusBase,
+            set_status_class,
         )
 
         ENGINE = "compiled"
@@ -95,6 +101,11 @@ else:
             permanently_detach_coroutine_object,
             wait_task_rescheduled,
         )
+        from ._scope_py import (  # type: ignore[assignment]
+            CancelScopeBase,
+            CancelStatusBase,
+            set_status_class,
+        )
 
         ENGINE = "reference"
 
@@ -102,6 +113,8 @@ __all__ = [
     "CANCEL_SHIELDED_CHECKPOINT",
     "CHECKPOINT",
     "ENGINE",
+    "CancelScopeBase",
+    "CancelStatusBase",
     "RESUME_NONE",
     "DeadlineHeap",
     "EpollPoller",
@@ -114,5 +127,6 @@ __all__ = [
     "cancel_shielded_checkpoint",
     "checkpoint",
     "permanently_detach_coroutine_object",
+    "set_status_class",
     "wait_task_rescheduled",
 ]

@@ -315,8 +315,10 @@ cdef class TaskBase:
 
     def __dealloc__(self):
         # Runs before Cython clears the fields, so the context is tracked again
-        # before its last reference can go.
-        _gc_retrack(self)
+        # before its last reference can go. Not the task itself: Cython has already
+        # untracked it for the dealloc, and re-linking a dying object into the GC's
+        # list would leave a dangling node there.
+        _gc_retrack_context(self)
 
     # The counters are read and written from Python like the reference's plain
     # attributes (trio's tests store a str to make the kernel fail): any value is kept,

@@ -70,7 +70,16 @@ cdef inline void _gc_retrack(TaskBase task) noexcept:
     task._gc_untracked = False
     if not PyObject_GC_IsTracked(<PyObject *>task):
         PyObject_GC_Track(<PyObject *>task)
-    if not PyObject_GC_IsTracked(<PyObject *>task._context):
+    if task._context is not None and not PyObject_GC_IsTracked(<PyObject *>task._context):
+        PyObject_GC_Track(<PyObject *>task._context)
+
+
+cdef inline void _gc_retrack_context(TaskBase task) noexcept:
+    # For __dealloc__: the dying task stays untracked, its context goes back.
+    if not task._gc_untracked:
+        return
+    task._gc_untracked = False
+    if task._context is not None and not PyObject_GC_IsTracked(<PyObject *>task._context):
         PyObject_GC_Track(<PyObject *>task._context)
 
 
