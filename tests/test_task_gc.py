@@ -13,6 +13,7 @@ import gc
 import subprocess
 import sys
 import weakref
+from typing import Any
 
 import vivace as trio
 
@@ -21,6 +22,17 @@ _var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unse
 
 class _Holder:
     task: object = None
+
+
+def _run_children_then_collect(child: Any, count: int) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(child)
+
+    gc.collect()
+    trio.run(main)
+    gc.collect()
 
 
 def test_finished_task_in_a_reference_cycle_is_collected() -> None:
@@ -34,14 +46,7 @@ def test_finished_task_in_a_reference_cycle_is_collected() -> None:
         refs.append(weakref.ref(task))
         refs.append(weakref.ref(holder))
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            for _ in range(5):
-                nursery.start_soon(child)
-
-    gc.collect()
-    trio.run(main)
-    gc.collect()
+    _run_children_then_collect(child, 5)
     assert len(refs) == 10
     assert [r() for r in refs] == [None] * 10
 
@@ -56,14 +61,7 @@ def test_finished_task_context_in_a_reference_cycle_is_collected() -> None:
         _var.set(holder)  # type: ignore[arg-type]
         refs.append(weakref.ref(holder))
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            for _ in range(5):
-                nursery.start_soon(child)
-
-    gc.collect()
-    trio.run(main)
-    gc.collect()
+    _run_children_then_collect(child, 5)
     assert [r() for r in refs] == [None] * 5
 
 
