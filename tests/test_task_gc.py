@@ -130,6 +130,25 @@ def test_finished_tasks_are_tracked_by_the_collector() -> None:
     for task in tasks:
         assert gc.is_tracked(task)
         assert gc.is_tracked(task.context)  # type: ignore[attr-defined]
+        assert gc.is_tracked(task.coro)  # type: ignore[attr-defined]
+
+
+def test_assigning_coro_or_context_puts_the_task_back_under_the_collector() -> None:
+    seen: list[bool] = []
+
+    async def child() -> None:
+        task: Any = trio.lowlevel.current_task()
+        task.coro = task.coro  # the same coroutine: nothing else changes
+        seen.append(gc.is_tracked(task.coro) and gc.is_tracked(task.context))
+        await trio.lowlevel.checkpoint()
+        seen.append(True)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child)
+
+    trio.run(main)
+    assert seen == [True, True]
 
 
 _CRASHED_RUN = """

@@ -4,7 +4,7 @@
 
 cdef class TaskBase:
     cdef object __weakref__
-    cdef public object coro
+    cdef object _coro  # the `coro` property
     cdef object _context
     cdef public object _runner
     cdef public object _next_send

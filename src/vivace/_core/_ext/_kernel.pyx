@@ -299,6 +299,16 @@ cdef class TaskBase:
         self._schedule_points = 0
 
     @property
+    def coro(self):
+        return self._coro
+
+    @coro.setter
+    def coro(self, value):
+        # As for the context: the old coroutine may be freed right here.
+        _gc_retrack(self)
+        self._coro = value
+
+    @property
     def context(self):
         return self._context
 
@@ -314,11 +324,11 @@ cdef class TaskBase:
         _gc_retrack(self)
 
     def __dealloc__(self):
-        # Runs before Cython clears the fields, so the context is tracked again
-        # before its last reference can go. Not the task itself: Cython has already
+        # Runs before Cython clears the fields, so the coroutine and the context are
+        # tracked again before their last references can go. Not the task itself: Cython has already
         # untracked it for the dealloc, and re-linking a dying object into the GC's
         # list would leave a dangling node there.
-        _gc_retrack_context(self)
+        _gc_retrack_fields(self)
 
     # The counters are read and written from Python like the reference's plain
     # attributes (trio's tests store a str to make the kernel fail): any value is kept,
@@ -558,7 +568,7 @@ cdef class KernelBase:
         self.current_task = task
         if self._instr_before_step:
             self._call_instrument("before_task_step", task)
-        coro = task.coro
+        coro = task._coro
         ctx = task._context
         r = _resume(coro, ctx, value, mode == _THROW, &res)
         if res == NULL:  # only if an error vanished without being raised

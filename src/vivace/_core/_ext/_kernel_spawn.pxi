@@ -46,21 +46,28 @@ cdef extern from *:
 
 
 # Untracked live tasks. A task that the kernel spawns is referenced from
-# ``self.tasks`` until it exits, so the cyclic collector could never free it nor
-# anything it alone references; traversing it (and its fresh context) in every
-# collection is pure cost, and with 100k live tasks it was most of spawn's time.
-# So the fast path takes both out of the collector's lists and they go back
-# (``_gc_retrack``) when the task finishes, when its context is replaced, when the
-# Python layer asks (run teardown, for tasks that never finished), and in
-# ``__dealloc__``. Invariant: an untracked context is owned by its task, so it
-# cannot be freed while untracked -- CPython's Context dealloc unlinks it from the
-# GC list unconditionally. The coroutine stays tracked (its dealloc has the same
-# assumption and its owner can change through the detach API).
+# ``self.tasks`` until it exits, and so is everything it references: the cyclic
+# collector could never free any of it. Traversing the task, its coroutine and its
+# fresh context in every collection is pure cost -- with 100k live tasks it was most
+# of spawn's time -- so the fast path takes the three out of the collector's lists,
+# and they go back (``_gc_retrack``) when the task finishes, when its coroutine or
+# context is replaced, when the Python layer asks (run teardown, for tasks that never
+# finished), and in ``__dealloc__``. Objects they reference stay tracked; to the
+# collector they simply look referenced from outside, which they are.
+# Invariant: while untracked, the coroutine and the context are owned by the task,
+# so neither can be freed untracked -- CPython's coroutine and Context deallocs unlink
+# the object from the GC list without checking that it is linked.
 cdef inline void _gc_untrack(TaskBase task) noexcept:
     # noexcept: only unlinks list nodes; cannot fail.
     task._gc_untracked = True
     PyObject_GC_UnTrack(<PyObject *>task)
+    PyObject_GC_UnTrack(<PyObject *>task._coro)
     PyObject_GC_UnTrack(<PyObject *>task._context)
+
+
+cdef inline void _gc_track_again(object obj) noexcept:
+    if obj is not None and not PyObject_GC_IsTracked(<PyObject *>obj):
+        PyObject_GC_Track(<PyObject *>obj)
 
 
 cdef inline void _gc_retrack(TaskBase task) noexcept:
@@ -68,19 +75,19 @@ cdef inline void _gc_retrack(TaskBase task) noexcept:
     if not task._gc_untracked:
         return
     task._gc_untracked = False
-    if not PyObject_GC_IsTracked(<PyObject *>task):
-        PyObject_GC_Track(<PyObject *>task)
-    if task._context is not None and not PyObject_GC_IsTracked(<PyObject *>task._context):
-        PyObject_GC_Track(<PyObject *>task._context)
+    _gc_track_again(task)
+    _gc_track_again(task._coro)
+    _gc_track_again(task._context)
 
 
-cdef inline void _gc_retrack_context(TaskBase task) noexcept:
-    # For __dealloc__: the dying task stays untracked, its context goes back.
+cdef inline void _gc_retrack_fields(TaskBase task) noexcept:
+    # For __dealloc__: the dying task stays untracked (Cython unlinked it for the
+    # dealloc), its coroutine and context go back before it drops them.
     if not task._gc_untracked:
         return
     task._gc_untracked = False
-    if task._context is not None and not PyObject_GC_IsTracked(<PyObject *>task._context):
-        PyObject_GC_Track(<PyObject *>task._context)
+    _gc_track_again(task._coro)
+    _gc_track_again(task._context)
 
 
 cdef inline int _set_add(object s, object item) except -1:
@@ -122,7 +129,7 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
     # field starts as None/0. The new reference is handed over to `task`.
     task = <TaskBase>_steal(vv_new_instance(<PyObject *>self._task_class,
                                             <PyObject *>TaskBase))
-    task.coro = coro
+    task._coro = coro
     task._context = context
     task._runner = self
     task._counter = next(self._task_counter)
