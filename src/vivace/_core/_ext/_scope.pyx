@@ -203,6 +203,8 @@ cdef class CancelScopeBase:
                 self._relative_deadline = _INF
             if now >= deadline:
                 self._cancel_at_entry()
+        if _status_class is None:  # only if _cancel.py was never imported
+            raise RuntimeError("no cancel-status class registered; import vivace first")
         parent_obj = task._cancel_status
         status = <CancelStatusBase>_steal(vv_scope_new_instance(<PyObject *>_status_class))
         _status_init(status, self, parent_obj)
