@@ -44,6 +44,15 @@ if TYPE_CHECKING or _NO_EXT:
         permanently_detach_coroutine_object,
         wait_task_rescheduled,
     )
+    from ._sync_py import (
+        ChannelState,
+        EventBase,
+        LockBase,
+        LotBase,
+        ReceiveChannelBase,
+        SendChannelBase,
+        set_lot_class,
+    )
 
     ENGINE = "reference"
 else:
@@ -67,6 +76,15 @@ else:
             checkpoint,
             permanently_detach_coroutine_object,
             wait_task_rescheduled,
+        )
+        from ._ext._sync import (  # type: ignore[no-redef]
+            ChannelState,
+            EventBase,
+            LockBase,
+            LotBase,
+            ReceiveChannelBase,
+            SendChannelBase,
+            set_lot_class,
         )
 
         ENGINE = "compiled"
@@ -95,6 +113,15 @@ else:
             permanently_detach_coroutine_object,
             wait_task_rescheduled,
         )
+        from ._sync_py import (  # type: ignore[assignment]
+            ChannelState,
+            EventBase,
+            LockBase,
+            LotBase,
+            ReceiveChannelBase,
+            SendChannelBase,
+            set_lot_class,
+        )
 
         ENGINE = "reference"
 
@@ -103,10 +130,16 @@ __all__ = [
     "CHECKPOINT",
     "ENGINE",
     "RESUME_NONE",
+    "ChannelState",
     "DeadlineHeap",
     "EpollPoller",
+    "EventBase",
     "KernelBase",
+    "LockBase",
+    "LotBase",
     "PermanentlyDetachCoroutineObject",
+    "ReceiveChannelBase",
+    "SendChannelBase",
     "SystemClock",
     "TaskBase",
     "WaitTaskRescheduled",
@@ -114,5 +147,6 @@ __all__ = [
     "cancel_shielded_checkpoint",
     "checkpoint",
     "permanently_detach_coroutine_object",
+    "set_lot_class",
     "wait_task_rescheduled",
 ]
