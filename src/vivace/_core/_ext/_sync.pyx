@@ -204,11 +204,12 @@ cdef class _Queue:
         while p != NULL:
             nxt = (<_Op>p).next
             (<_Op>p).prev = (<_Op>p).next = (<_Op>p).queue = NULL
-            _decref(p)
+            _decref(p)  # the reference this queue held
             p = nxt
 
 
 cdef inline void _q_append(_Queue q, _Op op) noexcept:
+    # noexcept: pointer updates and an INCREF, nothing can fail.
     _incref(<PyObject *>op)  # the queue's reference
     op.queue = <PyObject *>q
     op.prev = q.tail
@@ -223,6 +224,7 @@ cdef inline void _q_append(_Queue q, _Op op) noexcept:
 
 cdef inline void _q_detach(_Queue q, _Op op) noexcept:
     # Unlink `op` from `q`; the caller inherits the queue's reference to it.
+    # noexcept: pointer updates only.
     if op.prev == NULL:
         q.head = op.next
     else:
@@ -297,7 +299,8 @@ cdef inline _Op _new_op(int kind, object target, object value):
 
 
 cdef void _op_discard(_Op op) noexcept:
-    # Closed or thrown into: never leave it linked.
+    # Closed or thrown into: never leave it linked. noexcept: it only drops references
+    # (called from the raw throw method, where no Python error may be pending).
     if op.queue != NULL:
         _q_detach(<_Queue>op.queue, op)
         _decref(<PyObject *>op)  # the caller holds another reference
@@ -321,13 +324,13 @@ cdef int _op_send(PyObject *selfp, PyObject *arg, PyObject **presult) except -1:
             res = PyObject_CallMethodNoArgs(arg, <PyObject *>_s_unwrap)
             if res == NULL:
                 return PYGEN_ERROR
-            _decref(res)
+            _decref(res)  # a resumed cancel check has no result to keep
         msg = _op_start(op)
         if msg is None:  # finished without a schedule point (Lock.__aexit__)
-            _incref(<PyObject *>None)
+            _incref(<PyObject *>None)  # *presult is a new reference
             presult[0] = <PyObject *>None
             return PYGEN_RETURN
-        _incref(<PyObject *>msg)
+        _incref(<PyObject *>msg)  # *presult is a new reference; `msg` drops its own
         presult[0] = <PyObject *>msg
         return PYGEN_NEXT
     if state == _S_FINISH or state == _S_PARKED:
@@ -343,7 +346,7 @@ cdef int _op_send(PyObject *selfp, PyObject *arg, PyObject **presult) except -1:
             res = <PyObject *>op.value
         else:
             res = <PyObject *>None
-        _incref(res)
+        _incref(res)  # *presult is a new reference
         presult[0] = res
         op.value = None
         op.task = None
@@ -374,7 +377,7 @@ cdef PyObject *_op_send_meth(PyObject *selfp, PyObject *arg) noexcept:
         return res
     if r == PYGEN_RETURN:
         vv_sp_set_stop_iteration(res)
-        _decref(res)
+        _decref(res)  # the StopIteration holds its own reference
     return NULL
 
 

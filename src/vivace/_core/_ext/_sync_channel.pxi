@@ -105,6 +105,7 @@ cdef class ChannelState:
         return value
 
     cdef void _clear_buffer(self) noexcept:
+        # noexcept: a fresh empty list and two stores.
         self._data = []
         self._head = 0
 
