@@ -22,9 +22,9 @@ from typing import Any
 import outcome
 
 from ._exceptions import BrokenResourceError, ClosedResourceError, EndOfChannel, WouldBlock
-from ._kernel_py import cancel_shielded_checkpoint
+from ._kernel_py import cancel_shielded_checkpoint, checkpoint, wait_task_rescheduled
 from ._ki import enable_ki_protection
-from ._sync_py import _cancel_point, _wait_in, _Waiter, _WaitQueue, _wake
+from ._sync_py import _current_task, _passed_cancel_point, _Waiter, _WaitQueue, _wake
 
 _Error = outcome.Error
 
@@ -149,7 +149,10 @@ class SendChannelBase:
         Raises ClosedResourceError if this handle is (or gets) closed,
         BrokenResourceError if every receive handle is (or gets) closed.
         """
-        task = await _cancel_point()
+        task = _current_task()
+        while not _passed_cancel_point(task):
+            await checkpoint()
+            task = _current_task()
         if self._closed:
             raise _closed_send()
         state = self._state
@@ -161,7 +164,11 @@ class SendChannelBase:
         waiter = _Waiter(task, self, value)
         state._senders._append(waiter)
         task.custom_sleep_data = self
-        await _wait_in(state._senders, waiter)
+        try:
+            await wait_task_rescheduled(waiter.abort)
+        except BaseException:
+            waiter.discard()
+            raise
 
     @enable_ki_protection
     def close(self) -> None:
@@ -216,7 +223,10 @@ class ReceiveChannelBase:
         Raises EndOfChannel once every send handle is closed and the buffer is empty,
         ClosedResourceError if this handle is (or gets) closed.
         """
-        task = await _cancel_point()
+        task = _current_task()
+        while not _passed_cancel_point(task):
+            await checkpoint()
+            task = _current_task()
         if self._closed:
             raise _closed_receive()
         state = self._state
@@ -229,7 +239,11 @@ class ReceiveChannelBase:
         waiter = _Waiter(task, self)
         state._receivers._append(waiter)
         task.custom_sleep_data = self
-        await _wait_in(state._receivers, waiter)
+        try:
+            await wait_task_rescheduled(waiter.abort)
+        except BaseException:
+            waiter.discard()
+            raise
         return waiter.value
 
     async def __anext__(self) -> Any:

@@ -76,15 +76,15 @@ def _wake(task: Any, next_send: Any = RESUME_NONE) -> None:
     task._runner.reschedule(task, next_send)
 
 
-async def _cancel_point() -> Any:
-    """checkpoint_if_cancelled() that returns the current task: if a cancel (or a
-    KeyboardInterrupt for the main task) is pending, deliver it with a checkpoint."""
-    task = _current_task()
-    while _cancel_pending(task):
-        await checkpoint()  # raises; should it not, look again
-        task = _current_task()
+def _passed_cancel_point(task: Any) -> bool:
+    """checkpoint_if_cancelled()'s test, without the checkpoint: count a cancel point
+    and return True, unless a cancel (or a KeyboardInterrupt for the main task) is
+    pending -- then the caller delivers it with ``await checkpoint()``, and, should
+    that return normally after all, starts over."""
+    if _cancel_pending(task):
+        return False
     task._cancel_points += 1
-    return task
+    return True
 
 
 class _Waiter:
@@ -102,6 +102,12 @@ class _Waiter:
             return _abort_results()[1]
         queue._remove(self)
         return _abort_results()[0]
+
+    def discard(self) -> None:
+        # The wait ended by throw() or close() (a successful abort has already
+        # removed it): never leave a dead waiter behind.
+        if self.queue is not None:
+            self.queue._remove(self)
 
 
 class _WaitQueue:
@@ -127,19 +133,6 @@ class _WaitQueue:
 
     def _count(self) -> int:
         return len(self._waiters)
-
-
-async def _wait_in(queue: _WaitQueue, waiter: _Waiter) -> Any:
-    """Park *waiter* (already appended to *queue*) until it is woken; its abort
-    function takes it out of the queue it is in by then."""
-    try:
-        return await wait_task_rescheduled(waiter.abort)
-    except BaseException:
-        # Only throw() or close() can get here while still queued (a successful
-        # abort has already removed it); never leave a dead waiter behind.
-        if waiter.queue is not None:
-            waiter.queue._remove(waiter)
-        raise
 
 
 def _count_arg(count: Any, available: int) -> int:
@@ -180,7 +173,11 @@ class LotBase(_WaitQueue):
         waiter = _Waiter(task, self)
         self._append(waiter)
         task.custom_sleep_data = self
-        await _wait_in(self, waiter)
+        try:
+            await wait_task_rescheduled(waiter.abort)
+        except BaseException:
+            waiter.discard()
+            raise
 
     @enable_ki_protection
     def unpark(self, *, count: int | float = 1) -> list[Any]:
@@ -239,7 +236,9 @@ class EventBase(_WaitQueue):
     __slots__ = ("__weakref__", "_flag")
 
     def __init__(self) -> None:
-        super().__init__()
+        # set() drains every waiter at once and nothing pops single waiters from the
+        # front, so a plain (cheaper) dict keeps the FIFO order well enough here.
+        self._waiters = {}  # type: ignore[assignment]
         self._flag = False
 
     @property
@@ -255,8 +254,11 @@ class EventBase(_WaitQueue):
         """Set the flag and wake every waiting task."""
         if not self._flag:
             self._flag = True
-            while self._waiters:
-                _wake(self._popleft().task)
+            waiters = self._waiters
+            self._waiters = {}  # type: ignore[assignment]
+            for waiter in waiters:
+                waiter.queue = None
+                _wake(waiter.task)
 
     @enable_ki_protection
     async def wait(self) -> None:
@@ -266,7 +268,11 @@ class EventBase(_WaitQueue):
             return
         waiter = _Waiter(_current_task(), self)
         self._append(waiter)
-        await _wait_in(self, waiter)
+        try:
+            await wait_task_rescheduled(waiter.abort)
+        except BaseException:
+            waiter.discard()
+            raise
 
 
 # ---------------------------------------------------------------- Lock
@@ -348,7 +354,10 @@ class LockBase:
         Raises RuntimeError if the current task holds it already, BrokenResourceError
         if the holder exits without releasing it.
         """
-        task = await _cancel_point()
+        task = _current_task()
+        while not _passed_cancel_point(task):
+            await checkpoint()
+            task = _current_task()
         owner = self._owner
         lot = self._lot
         if owner is None and not lot._waiters:
@@ -365,7 +374,11 @@ class LockBase:
             waiter = _Waiter(task, lot)
             lot._append(waiter)
             task.custom_sleep_data = lot
-            await _wait_in(lot, waiter)
+            try:
+                await wait_task_rescheduled(waiter.abort)
+            except BaseException:
+                waiter.discard()
+                raise
         except BrokenResourceError:
             raise BrokenResourceError(
                 f"Owner of this lock exited without releasing: {self._owner}"
