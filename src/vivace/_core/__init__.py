@@ -14,6 +14,11 @@ from ._exceptions import (
 )
 from ._impl import (
     ENGINE as ENGINE,
+    ChannelState as ChannelState,
+    EventBase as EventBase,
+    LockBase as LockBase,
+    ReceiveChannelBase as ReceiveChannelBase,
+    SendChannelBase as SendChannelBase,
     cancel_shielded_checkpoint as cancel_shielded_checkpoint,
     checkpoint as checkpoint,
     wait_task_rescheduled as wait_task_rescheduled,

@@ -45,6 +45,15 @@ if TYPE_CHECKING or _NO_EXT:
         wait_task_rescheduled,
     )
     from ._scope_py import CancelScopeBase, CancelStatusBase, set_status_class
+    from ._sync_py import (
+        ChannelState,
+        EventBase,
+        LockBase,
+        LotBase,
+        ReceiveChannelBase,
+        SendChannelBase,
+        set_lot_class,
+    )
 
     ENGINE = "reference"
 else:
@@ -73,6 +82,15 @@ else:
             CancelScopeBase,
             CancelStatusBase,
             set_status_class,
+        )
+        from ._ext._sync import (  # type: ignore[no-redef]
+            ChannelState,
+            EventBase,
+            LockBase,
+            LotBase,
+            ReceiveChannelBase,
+            SendChannelBase,
+            set_lot_class,
         )
 
         ENGINE = "compiled"
@@ -106,6 +124,15 @@ else:
             CancelStatusBase,
             set_status_class,
         )
+        from ._sync_py import (  # type: ignore[assignment]
+            ChannelState,
+            EventBase,
+            LockBase,
+            LotBase,
+            ReceiveChannelBase,
+            SendChannelBase,
+            set_lot_class,
+        )
 
         ENGINE = "reference"
 
@@ -116,10 +143,16 @@ __all__ = [
     "CancelScopeBase",
     "CancelStatusBase",
     "RESUME_NONE",
+    "ChannelState",
     "DeadlineHeap",
     "EpollPoller",
+    "EventBase",
     "KernelBase",
+    "LockBase",
+    "LotBase",
     "PermanentlyDetachCoroutineObject",
+    "ReceiveChannelBase",
+    "SendChannelBase",
     "SystemClock",
     "TaskBase",
     "WaitTaskRescheduled",
@@ -128,5 +161,6 @@ __all__ = [
     "checkpoint",
     "permanently_detach_coroutine_object",
     "set_status_class",
+    "set_lot_class",
     "wait_task_rescheduled",
 ]
