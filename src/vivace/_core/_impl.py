@@ -136,6 +136,22 @@ else:
 
         ENGINE = "reference"
 
+
+
+def debug_counters() -> dict[str, int] | None:
+    """Live-object counts of a VIVACE_DEBUG build of the compiled engine (tasks,
+    kernels, deadline heaps); None for a release build or the reference engine."""
+    if ENGINE != "compiled":
+        return None
+    from ._ext import _heap, _kernel  # type: ignore[attr-defined]
+
+    kernel_counts = _kernel.debug_counters()
+    heap_counts = _heap.debug_counters()
+    if kernel_counts is None or heap_counts is None:
+        return None
+    return {**kernel_counts, **heap_counts}
+
+
 __all__ = [
     "CANCEL_SHIELDED_CHECKPOINT",
     "CHECKPOINT",
@@ -159,6 +175,7 @@ __all__ = [
     "async_yield",
     "cancel_shielded_checkpoint",
     "checkpoint",
+    "debug_counters",
     "permanently_detach_coroutine_object",
     "set_status_class",
     "set_lot_class",

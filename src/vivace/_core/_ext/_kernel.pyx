@@ -274,8 +274,28 @@ cdef class SystemClock:
         return deadline - self.current_time()
 
 
+cdef extern from "vv_debug.h":
+    const bint VV_DEBUG_BUILD
+
+# Debug build only (see csrc/vv_debug.h): TaskBase and KernelBase objects alive.
+cdef Py_ssize_t _debug_live_tasks = 0
+cdef Py_ssize_t _debug_live_kernels = 0
+
+
+def debug_counters():
+    """``{"tasks": n, "kernels": m}`` in a VIVACE_DEBUG build, else None."""
+    if VV_DEBUG_BUILD:
+        return {"tasks": _debug_live_tasks, "kernels": _debug_live_kernels}
+    return None
+
+
 cdef class TaskBase:
     """The hot half of ``lowlevel.Task``; the Python layer subclasses it."""
+
+    def __cinit__(self):
+        global _debug_live_tasks
+        if VV_DEBUG_BUILD:
+            _debug_live_tasks += 1
 
     def __init__(self, coro, context, runner, counter, ki_protected, parent_nursery=None,
                  name=None):
@@ -324,6 +344,9 @@ cdef class TaskBase:
         _gc_retrack(self)
 
     def __dealloc__(self):
+        global _debug_live_tasks
+        if VV_DEBUG_BUILD:
+            _debug_live_tasks -= 1
         # Runs before Cython clears the fields, so the coroutine and the context are
         # tracked again before their last references can go. Not the task itself: Cython has already
         # untracked it for the dealloc, and re-linking a dying object into the GC's
@@ -418,6 +441,16 @@ cdef PySendResult _resume(object coro, object ctx, object value, bint throw,
 
 cdef class KernelBase:
     """The run queue and the task-step loop; ``Runner`` (Python) subclasses it."""
+
+    def __cinit__(self):
+        global _debug_live_kernels
+        if VV_DEBUG_BUILD:
+            _debug_live_kernels += 1
+
+    def __dealloc__(self):
+        global _debug_live_kernels
+        if VV_DEBUG_BUILD:
+            _debug_live_kernels -= 1
 
     def __init__(self):
         self.runq = []
