@@ -3,6 +3,9 @@ once per engine); ``engine`` tells a test which one it runs on."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
 import pytest
 
 import vivace
@@ -26,3 +29,30 @@ def autojump_clock() -> vivace.testing.MockClock:
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"vivace engine: {_impl.ENGINE}"
+
+
+def _drop_logged_tracebacks(item: pytest.Item) -> None:
+    # Log records captured with exc_info keep the failing frames (and through them a
+    # finished run) alive until pytest reports the test; their text is already
+    # formatted, so only the references go.
+    from _pytest.logging import caplog_records_key
+
+    for records in item.stash.get(caplog_records_key, {}).values():
+        for record in records:
+            record.exc_info = None
+
+
+@pytest.fixture(autouse=True)
+def _live_objects_return_to_baseline(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a VIVACE_DEBUG build (``VIVACE_DEBUG=1 scripts/test``): every test leaves as
+    many live tasks, kernels and deadline heaps as it found (DESIGN.md section 7)."""
+    if _impl.debug_counters() is None:
+        yield
+        return
+    gc.collect()
+    before = _impl.debug_counters()
+    yield
+    _drop_logged_tracebacks(request.node)
+    gc.collect()
+    after = _impl.debug_counters()
+    assert after == before, f"live engine objects changed: {before} -> {after}"

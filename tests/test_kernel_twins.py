@@ -1144,15 +1144,16 @@ def test_kernel_base_spawn_state_defaults(K: types.ModuleType) -> None:
 def test_task_base_tree_fields(K: types.ModuleType) -> None:
     MiniTask, _ = classes(K)
     t = MiniTask("coro", contextvars.copy_context(), "runner", 7, False)
+    # No list until the task opens a nursery: spawning allocates none.
     assert (t._parent_nursery, t._name, t._child_nurseries, t._eventual_parent_nursery) == (
         None,
         None,
-        [],
+        (),
         None,
     )
     t2 = MiniTask("coro", contextvars.copy_context(), "runner", 7, False, "nursery", "nm")
     assert (t2._parent_nursery, t2._name) == ("nursery", "nm")
-    assert t2._child_nurseries is not t._child_nurseries
+    assert t2._child_nurseries == ()
 
 
 def test_spawn_child_fast_path(K: types.ModuleType) -> None:
@@ -1172,7 +1173,7 @@ def test_spawn_child_fast_path(K: types.ModuleType) -> None:
     assert (task._runner, task._counter, named._counter) == (k, 1, 2)
     assert not task._ki_protected
     assert (task._parent_nursery, task._name, named._name) == (nursery, _returns, "given")
-    assert task._child_nurseries == [] and task._child_nurseries is not named._child_nurseries
+    assert task._child_nurseries == () and named._child_nurseries == ()
     assert task._eventual_parent_nursery is None
     assert task._cancel_status is nursery._cancel_status
     assert k.tasks == nursery._children == nursery._cancel_status._tasks == {task, named}
@@ -1185,6 +1186,29 @@ def test_spawn_child_fast_path(K: types.ModuleType) -> None:
     assert k.log == [("check_closed", 0)]
     assert k.tasks == nursery._children == nursery._cancel_status._tasks == set()
     assert task._cancel_status is None and named._cancel_status is None
+
+
+def test_tasks_dropped_without_running_are_freed_cleanly(K: types.ModuleType) -> None:
+    # A spawned task that never runs, once every reference to it is gone, is freed
+    # while the compiled kernel still has it out of the GC's lists: its dealloc must
+    # hand the context back without re-linking the dying task (the collections
+    # below would trip over a dangling GC node).
+    _, SpawnKernel = spawn_classes(K)
+    contexts: list[Any] = []
+    for _ in range(50):
+        k = SpawnKernel()
+        nursery = FakeNursery(k.log)
+        task = k.spawn_child(_returns, (1,), nursery, None)
+        contexts.append(task.context)
+        task.coro.close()
+        k.tasks.clear()
+        k.runq.clear()
+        nursery._children.clear()
+        nursery._cancel_status._tasks.clear()
+        del task  # the last reference: freed here, not by the collector
+        gc.collect()
+    gc.collect()
+    assert all(gc.is_tracked(ctx) for ctx in contexts)
 
 
 def test_spawn_child_side_effect_order(K: types.ModuleType) -> None:
@@ -1223,6 +1247,9 @@ def test_spawn_child_bound_method_is_fast(K: types.ModuleType) -> None:
     task = k.spawn_child(C().meth, (1,), FakeNursery(k.log), None)
     assert task != "slow" and task.coro.cr_code is C.meth.__code__
     task.coro.close()
+    # A task that never ran goes back under the GC by hand (Runner.close does this
+    # for a real run); otherwise its cycle with the kernel could never be collected.
+    task._gc_retrack()
 
 
 def test_spawn_child_closed_nursery(K: types.ModuleType) -> None:
@@ -1307,7 +1334,7 @@ def _exit_case(K: types.ModuleType, case: str) -> tuple[Any, Any, list[Any]]:
         fails if case == "error" else _returns, () if case == "error" else (5,), nursery, None
     )
     if case == "child_nurseries":
-        task._child_nurseries.append("n")
+        task._child_nurseries = ["n"]
     elif case == "breakers":
         k._lot_breakers = {task: []}
     elif case == "instr_exited":

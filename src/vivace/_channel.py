@@ -2,56 +2,42 @@
 
 Design notes
 ------------
-All clones of one channel share a ``_MemoryChannelState``: the buffer (a deque), the
-counts of open send/receive handles, and two FIFO queues of parked tasks --
-``send_tasks`` (task -> the value it is trying to send) and ``receive_tasks``. They are
-OrderedDicts: O(1) append, O(1) pop of the oldest, and O(1) removal of an arbitrary
-task when its wait is cancelled. (A plain dict's "pop the first key" is O(number of
-deleted keys before it), which makes a long queue quadratic.)
+All clones of one channel share a ``ChannelState`` (the buffer, the counts of open
+handles, and the FIFO wait queues of blocked senders and receivers); the state and the
+hot operations of both handles -- send/receive, their ``*_nowait`` forms, ``close`` and
+``async for`` -- are the engine's (``ChannelState``, ``SendChannelBase``,
+``ReceiveChannelBase``: C awaitables in the compiled engine, see ``_core/_sync_py`` and
+``_core/_sync_channel_py`` for the rules). The handle classes here add the rest:
+cloning, statistics, reprs, ``aclose``.
 
-Invariants: receivers wait only while the buffer is empty; senders wait only while it
-is full. Hence a send that finds a parked receiver hands the value *directly* to it:
-the receiver is rescheduled with ``Value(item)``, so from that instant it can no longer
-be cancelled and the item cannot be lost. Symmetrically, a receive that finds a parked
-sender takes its value (through the buffer, to keep FIFO order) and reschedules the
-sender with success. A cancelled waiter is removed from its queue by its abort function
-before anything was handed to it, so ``Cancelled`` always means "nothing happened".
-
-A parked task's ``custom_sleep_data`` is the *handle* it waits on, so that closing one
-clone wakes exactly the tasks that used that clone (closing is rare, so we scan the
-queue then rather than keep per-handle sets on the hot path).
-
-Each awaited operation is a checkpoint: a cancel point before anything happens
-(``checkpoint_if_cancelled``) and, when it completed without blocking, a
-cancel-shielded schedule point (the operation already happened and must not be undone).
+Invariants (kept by the engine): receivers wait only while the buffer is empty, senders
+only while it is full; a send that finds a waiting receiver hands the item straight to
+it, and a receive that finds a waiting sender takes that sender's item (through the
+buffer, to keep FIFO order) before waking it. A cancelled waiter leaves its queue
+before anything is handed to it, so ``Cancelled`` always means "nothing happened". Each
+awaited operation is a checkpoint: a cancel point before anything happens and, when it
+completed without blocking, a cancel-shielded schedule point.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import wraps
 from math import inf
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
-
-from outcome import Error, Value
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._abc import ReceiveChannel, ReceiveType, SendChannel, SendType
 from ._core import (
-    Abort,
     BrokenResourceError,
     Cancelled,
+    ChannelState,
     ClosedResourceError,
-    EndOfChannel,
-    WouldBlock,
-    cancel_shielded_checkpoint,
+    ReceiveChannelBase,
+    SendChannelBase,
     checkpoint,
-    checkpoint_if_cancelled,
-    current_task,
     enable_ki_protection,
     open_nursery,
-    wait_task_rescheduled,
 )
 from ._sync import Semaphore
 from ._util import NoPublicConstructor, final
@@ -94,7 +80,7 @@ class open_memory_channel(tuple["MemorySendChannel[T]", "MemoryReceiveChannel[T]
             raise TypeError("max_buffer_size must be an integer or math.inf")
         if max_buffer_size < 0:
             raise ValueError("max_buffer_size must be >= 0")
-        state: _MemoryChannelState[T] = _MemoryChannelState(max_buffer_size)
+        state = ChannelState(max_buffer_size)
         return (MemorySendChannel[T]._create(state), MemoryReceiveChannel[T]._create(state))
 
     def __init__(self, max_buffer_size: int | float) -> None:  # for type checkers only
@@ -121,49 +107,20 @@ class MemoryChannelStatistics:
     peak_buffer_used: int
 
 
-class _MemoryChannelState(Generic[T]):
-    __slots__ = (
-        "data",
-        "max_buffer_size",
-        "open_receive_channels",
-        "open_send_channels",
-        "peak_buffer_used",
-        "receive_tasks",
-        "send_tasks",
+def _statistics(state: ChannelState) -> MemoryChannelStatistics:
+    return MemoryChannelStatistics(
+        current_buffer_used=state.current_buffer_used,
+        max_buffer_size=state.max_buffer_size,
+        open_send_channels=state.open_send_channels,
+        open_receive_channels=state.open_receive_channels,
+        tasks_waiting_send=state.tasks_waiting_send,
+        tasks_waiting_receive=state.tasks_waiting_receive,
+        peak_buffer_used=state.peak_buffer_used,
     )
 
-    def __init__(self, max_buffer_size: int | float) -> None:
-        self.max_buffer_size = max_buffer_size
-        self.data: deque[T] = deque()
-        self.open_send_channels = 0
-        self.open_receive_channels = 0
-        self.send_tasks: OrderedDict[Any, T] = OrderedDict()
-        self.receive_tasks: OrderedDict[Any, None] = OrderedDict()
-        self.peak_buffer_used = 0
 
-    def statistics(self) -> MemoryChannelStatistics:
-        # Field order matches MemoryChannelStatistics' declaration.
-        return MemoryChannelStatistics(
-            len(self.data),
-            self.max_buffer_size,
-            self.open_send_channels,
-            self.open_receive_channels,
-            len(self.send_tasks),
-            len(self.receive_tasks),
-            self.peak_buffer_used,
-        )
-
-
-def _closed_send() -> ClosedResourceError:
-    return ClosedResourceError("this send channel is closed")
-
-
-def _closed_receive() -> ClosedResourceError:
-    return ClosedResourceError("this receive channel is closed")
-
-
-def _broken() -> BrokenResourceError:
-    return BrokenResourceError("every receive channel of this memory channel is closed")
+def _closed_error(what: str) -> ClosedResourceError:
+    return ClosedResourceError(f"this {what} channel is closed")
 
 
 class _ClosesOnWithExit:
@@ -186,89 +143,25 @@ class _ClosesOnWithExit:
 
 
 @final
-class MemorySendChannel(_ClosesOnWithExit, SendChannel[SendType], metaclass=NoPublicConstructor):
-    """The sending end of a memory channel (made by ``open_memory_channel``)."""
+class MemorySendChannel(
+    SendChannelBase,
+    _ClosesOnWithExit,
+    SendChannel[SendType],
+    metaclass=NoPublicConstructor,
+):
+    """The sending end of a memory channel (made by ``open_memory_channel``).
 
-    __slots__ = ("__weakref__", "_closed", "_state")
+    ``send`` / ``send_nowait`` / ``close`` are the engine's (``SendChannelBase``).
+    """
 
-    def __init__(self, state: _MemoryChannelState[SendType]) -> None:
-        self._state = state
-        self._closed = False
-        state.open_send_channels += 1
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<send channel at {id(self):#x}, using buffer at {id(self._state):#x}>"
 
     def statistics(self) -> MemoryChannelStatistics:
         """The shared ``MemoryChannelStatistics`` of this channel."""
-        return self._state.statistics()
-
-    @enable_ki_protection
-    def send_nowait(self, value: SendType) -> None:
-        """Send *value* without blocking: hand it to a waiting receiver or buffer it.
-
-        Raises WouldBlock if the buffer is full, ClosedResourceError if this handle is
-        closed, BrokenResourceError if every receive handle is closed.
-        """
-        if self._closed:
-            raise _closed_send()
-        state = self._state
-        if not state.open_receive_channels:
-            raise _broken()
-        receivers = state.receive_tasks
-        if receivers:
-            task, _ = receivers.popitem(last=False)
-            task._runner.reschedule(task, Value(value))
-            return
-        data = state.data
-        if len(data) < state.max_buffer_size:
-            data.append(value)
-            if len(data) > state.peak_buffer_used:
-                state.peak_buffer_used = len(data)
-            return
-        raise WouldBlock
-
-    @enable_ki_protection
-    async def send(self, value: SendType) -> None:
-        """Send *value*, waiting while the buffer is full (and, with a zero-size buffer,
-        until a receiver takes it). A checkpoint; Cancelled means nothing was sent.
-
-        Raises ClosedResourceError if this handle is (or gets) closed,
-        BrokenResourceError if every receive handle is (or gets) closed.
-        """
-        task = current_task()
-        if task._cancel_status.effectively_cancelled or task._runner.ki_pending:
-            await checkpoint_if_cancelled()  # raises if there is something to deliver
-        else:
-            task._cancel_points += 1
-        if self._closed:
-            raise _closed_send()
-        state = self._state
-        if not state.open_receive_channels:
-            raise _broken()
-        receivers = state.receive_tasks
-        if receivers:
-            receiver, _ = receivers.popitem(last=False)
-            receiver._runner.reschedule(receiver, Value(value))
-            await cancel_shielded_checkpoint()
-            return
-        data = state.data
-        if len(data) < state.max_buffer_size:
-            data.append(value)
-            if len(data) > state.peak_buffer_used:
-                state.peak_buffer_used = len(data)
-            await cancel_shielded_checkpoint()
-            return
-
-        senders = state.send_tasks
-        senders[task] = value
-        task.custom_sleep_data = self
-
-        def abort_fn(_: object) -> Abort:
-            del senders[task]
-            return Abort.SUCCEEDED
-
-        await wait_task_rescheduled(abort_fn)
+        return _statistics(self._state)
 
     @enable_ki_protection
     def clone(self) -> MemorySendChannel[SendType]:
@@ -276,30 +169,8 @@ class MemorySendChannel(_ClosesOnWithExit, SendChannel[SendType], metaclass=NoPu
         after every handle is closed, so give each producer its own clone and have it
         close that clone when done. ClosedResourceError if this handle is closed."""
         if self._closed:
-            raise _closed_send()
+            raise _closed_error("send")
         return MemorySendChannel._create(self._state)
-
-    @enable_ki_protection
-    def close(self) -> None:
-        """Close this handle (idempotent, not a checkpoint). Tasks blocked in ``send``
-        on it get ClosedResourceError; when the last send handle closes, blocked
-        receivers get EndOfChannel."""
-        if self._closed:
-            return
-        self._closed = True
-        state = self._state
-        senders = state.send_tasks
-        if senders:
-            mine = [task for task in senders if task.custom_sleep_data is self]
-            for task in mine:
-                del senders[task]
-                task._runner.reschedule(task, Error(_closed_send()))
-        state.open_send_channels -= 1
-        if state.open_send_channels == 0:
-            receivers = state.receive_tasks
-            while receivers:
-                task, _ = receivers.popitem(last=False)
-                task._runner.reschedule(task, Error(EndOfChannel()))
 
     @enable_ki_protection
     async def aclose(self) -> None:
@@ -310,101 +181,26 @@ class MemorySendChannel(_ClosesOnWithExit, SendChannel[SendType], metaclass=NoPu
 
 @final
 class MemoryReceiveChannel(
-    _ClosesOnWithExit, ReceiveChannel[ReceiveType], metaclass=NoPublicConstructor
+    ReceiveChannelBase,
+    _ClosesOnWithExit,
+    ReceiveChannel[ReceiveType],
+    metaclass=NoPublicConstructor,
 ):
     """The receiving end of a memory channel (made by ``open_memory_channel``);
-    ``async for value in channel`` receives until EndOfChannel."""
+    ``async for value in channel`` receives until EndOfChannel.
 
-    __slots__ = ("__weakref__", "_closed", "_state")
+    ``receive`` / ``receive_nowait`` / ``close`` / ``__anext__`` are the engine's
+    (``ReceiveChannelBase``).
+    """
 
-    def __init__(self, state: _MemoryChannelState[ReceiveType]) -> None:
-        self._state = state
-        self._closed = False
-        state.open_receive_channels += 1
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<receive channel at {id(self):#x}, using buffer at {id(self._state):#x}>"
 
     def statistics(self) -> MemoryChannelStatistics:
         """The shared ``MemoryChannelStatistics`` of this channel."""
-        return self._state.statistics()
-
-    @enable_ki_protection
-    def receive_nowait(self) -> ReceiveType:
-        """Take the next item without blocking.
-
-        Raises WouldBlock if there is none yet, EndOfChannel if there never will be
-        (every send handle closed, buffer empty), ClosedResourceError if this handle
-        is closed.
-        """
-        if self._closed:
-            raise _closed_receive()
-        state = self._state
-        data = state.data
-        senders = state.send_tasks
-        if senders:
-            # A sender waits only while the buffer is full: its value goes to the back,
-            # we take from the front.
-            task, value = senders.popitem(last=False)
-            task._runner.reschedule(task)
-            if data:
-                data.append(value)
-                return data.popleft()
-            return value
-        if data:
-            return data.popleft()
-        if not state.open_send_channels:
-            raise EndOfChannel
-        raise WouldBlock
-
-    @enable_ki_protection
-    async def receive(self) -> ReceiveType:
-        """Take the next item, waiting for one if needed. A checkpoint; Cancelled means
-        nothing was taken. Clones share the items: each item goes to one receiver.
-
-        Raises EndOfChannel once every send handle is closed and the buffer is empty,
-        ClosedResourceError if this handle is (or gets) closed.
-        """
-        task = current_task()
-        if task._cancel_status.effectively_cancelled or task._runner.ki_pending:
-            await checkpoint_if_cancelled()  # raises if there is something to deliver
-        else:
-            task._cancel_points += 1
-        if self._closed:
-            raise _closed_receive()
-        state = self._state
-        data = state.data
-        senders = state.send_tasks
-        if senders:
-            sender, value = senders.popitem(last=False)
-            sender._runner.reschedule(sender)
-            if data:
-                data.append(value)
-                value = data.popleft()
-            await cancel_shielded_checkpoint()
-            return value
-        if data:
-            value = data.popleft()
-            await cancel_shielded_checkpoint()
-            return value
-        if not state.open_send_channels:
-            raise EndOfChannel
-
-        receivers = state.receive_tasks
-        receivers[task] = None
-        task.custom_sleep_data = self
-
-        def abort_fn(_: object) -> Abort:
-            del receivers[task]
-            return Abort.SUCCEEDED
-
-        return await wait_task_rescheduled(abort_fn)
-
-    async def __anext__(self) -> ReceiveType:
-        try:
-            return await self.receive()
-        except EndOfChannel:
-            raise StopAsyncIteration from None
+        return _statistics(self._state)
 
     @enable_ki_protection
     def clone(self) -> MemoryReceiveChannel[ReceiveType]:
@@ -413,31 +209,8 @@ class MemoryReceiveChannel(
         for senders only when every handle is closed. ClosedResourceError if this
         handle is closed."""
         if self._closed:
-            raise _closed_receive()
+            raise _closed_error("receive")
         return MemoryReceiveChannel._create(self._state)
-
-    @enable_ki_protection
-    def close(self) -> None:
-        """Close this handle (idempotent, not a checkpoint). Tasks blocked in
-        ``receive`` on it get ClosedResourceError; when the last receive handle closes,
-        blocked senders get BrokenResourceError and buffered items are dropped."""
-        if self._closed:
-            return
-        self._closed = True
-        state = self._state
-        receivers = state.receive_tasks
-        if receivers:
-            mine = [task for task in receivers if task.custom_sleep_data is self]
-            for task in mine:
-                del receivers[task]
-                task._runner.reschedule(task, Error(_closed_receive()))
-        state.open_receive_channels -= 1
-        if state.open_receive_channels == 0:
-            senders = state.send_tasks
-            while senders:
-                task, _ = senders.popitem(last=False)
-                task._runner.reschedule(task, Error(_broken()))
-            state.data.clear()
 
     @enable_ki_protection
     async def aclose(self) -> None:
@@ -542,7 +315,7 @@ async def _pump(
             await _close_generator(agen)
 
 
-async def _demand_is_live(demand: Semaphore, state: _MemoryChannelState[Any]) -> bool:
+async def _demand_is_live(demand: Semaphore, state: ChannelState) -> bool:
     """Wait for a receiver to ask for an item; False if all receivers are gone."""
     await demand.acquire()
     return state.open_receive_channels > 0

@@ -3,8 +3,8 @@ CapacityLimiter.
 
 Design notes
 ------------
-Every blocking primitive here waits in a ``lowlevel.ParkingLot`` (or, for Event, a plain
-set of tasks) and is released by *hand-off*: whoever frees the resource picks the oldest
+Every blocking primitive here waits in a ``lowlevel.ParkingLot`` (or, for Event, a wait
+queue of its own) and is released by *hand-off*: whoever frees the resource picks the oldest
 waiter, gives it the resource on the spot (lock owner, semaphore unit, limiter token)
 and reschedules it. The woken task therefore never re-checks or competes for the
 resource; that is what makes the primitives FIFO-fair and immune to barging, and it is
@@ -20,6 +20,10 @@ always means "not acquired".
 A Lock registers its owner as a breaker of its lot: if the owner task exits while still
 holding the lock, the lot breaks and every present and future waiter gets
 BrokenResourceError instead of hanging forever.
+
+The hot halves of Event and Lock (wait/set, acquire/release, ``async with``) are the
+engine's ``EventBase`` / ``LockBase``, C awaitables in the compiled engine; the classes
+here add statistics and reprs.
 """
 
 from __future__ import annotations
@@ -29,20 +33,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._core import (
-    Abort,
-    BrokenResourceError,
     CancelScope,
+    EventBase,
+    LockBase,
     ParkingLot,
     ParkingLotStatistics,
     WouldBlock,
-    add_parking_lot_breaker,
     cancel_shielded_checkpoint,
-    checkpoint,
     checkpoint_if_cancelled,
     current_task,
     enable_ki_protection,
-    remove_parking_lot_breaker,
-    wait_task_rescheduled,
 )
 from ._util import final
 
@@ -60,49 +60,19 @@ class EventStatistics:
 
 
 @final
-class Event:
+class Event(EventBase):
     """A flag that starts false, can be set once, and wakes every waiter when set.
 
-    Events cannot be cleared; make a new one instead.
+    Events cannot be cleared; make a new one instead. ``wait()`` blocks until the flag
+    is set (and is a checkpoint even if it already is); ``set()`` sets it and wakes
+    every waiter; ``is_set()`` reads it.
     """
 
-    __slots__ = ("__weakref__", "_flag", "_tasks")
-
-    def __init__(self) -> None:
-        self._tasks: dict[Any, None] = {}
-        self._flag = False
-
-    def is_set(self) -> bool:
-        """Whether ``set()`` has been called."""
-        return self._flag
-
-    @enable_ki_protection
-    def set(self) -> None:
-        """Set the flag and wake every waiting task."""
-        if not self._flag:
-            self._flag = True
-            tasks = self._tasks
-            self._tasks = {}
-            for task in tasks:
-                task._runner.reschedule(task)
-
-    async def wait(self) -> None:
-        """Block until the flag is set (a checkpoint even if it already is)."""
-        if self._flag:
-            await checkpoint()
-            return
-        task = current_task()
-        self._tasks[task] = None
-
-        def abort_fn(_: Any) -> Abort:
-            del self._tasks[task]
-            return Abort.SUCCEEDED
-
-        await wait_task_rescheduled(abort_fn)
+    __slots__ = ()
 
     def statistics(self) -> EventStatistics:
         """Debugging information: ``tasks_waiting``."""
-        return EventStatistics(tasks_waiting=len(self._tasks))
+        return EventStatistics(tasks_waiting=self._tasks_waiting)
 
     def __bool__(self) -> NoReturn:
         raise NotImplementedError(
@@ -391,88 +361,16 @@ class LockStatistics:
     tasks_waiting: int
 
 
-class _LockImpl(AsyncContextManagerMixin):
-    __slots__ = ("__weakref__", "_lot", "_owner")
-
-    def __init__(self) -> None:
-        self._lot = ParkingLot()
-        self._owner: Any = None
+class _LockImpl(LockBase, AsyncContextManagerMixin):
+    # acquire/acquire_nowait/release/locked and async with are the engine's LockBase
+    # (hand-off to the oldest waiter in _lot, owner registered as the lot's breaker).
+    __slots__ = ()
 
     def __repr__(self) -> str:
         name = type(self).__name__
         if self._owner is None:
             return f"<unlocked {name} object at {id(self):#x}>"
         return f"<locked {name} object at {id(self):#x} with {len(self._lot)} waiters>"
-
-    def locked(self) -> bool:
-        """Whether some task holds the lock."""
-        return self._owner is not None
-
-    @enable_ki_protection
-    def acquire_nowait(self) -> None:
-        """Take the lock without blocking.
-
-        Raises WouldBlock if another task holds it (or is already waiting for it),
-        RuntimeError if the current task holds it already.
-        """
-        task = current_task()
-        owner = self._owner
-        if owner is None and not self._lot:
-            self._owner = task
-            add_parking_lot_breaker(task, self._lot)
-        elif owner is task:
-            raise RuntimeError("attempt to re-acquire an already held Lock")
-        else:
-            raise WouldBlock
-
-    @enable_ki_protection
-    async def acquire(self) -> None:
-        """Take the lock, waiting for it if needed (a checkpoint).
-
-        Raises RuntimeError if the current task holds it already, BrokenResourceError
-        if the holder exits without releasing it.
-        """
-        task = current_task()
-        # checkpoint_if_cancelled(), inlined for the hot path: the core's function is
-        # only called when there may be something to deliver (it then raises).
-        if task._cancel_status.effectively_cancelled or task._runner.ki_pending:
-            await checkpoint_if_cancelled()
-        else:
-            task._cancel_points += 1
-        owner = self._owner
-        if owner is None and not self._lot:
-            self._owner = task
-            add_parking_lot_breaker(task, self._lot)
-            await cancel_shielded_checkpoint()
-            return
-        if owner is task:
-            raise RuntimeError("attempt to re-acquire an already held Lock")
-        # The contended path must be nothing but parking in _lot: release() makes the
-        # oldest parked task the owner, and Condition.wait (and anyio) rely on that.
-        try:
-            await self._lot.park()
-        except BrokenResourceError:
-            raise BrokenResourceError(
-                f"Owner of this lock exited without releasing: {self._owner}"
-            ) from None
-
-    @enable_ki_protection
-    def release(self) -> None:
-        """Release the lock; the oldest waiter, if any, becomes the owner at once.
-
-        RuntimeError if the current task does not hold it.
-        """
-        task = current_task()
-        if task is not self._owner:
-            raise RuntimeError("can't release a Lock you don't own")
-        lot = self._lot
-        remove_parking_lot_breaker(task, lot)
-        if lot:
-            (new_owner,) = lot.unpark(count=1)
-            self._owner = new_owner
-            add_parking_lot_breaker(new_owner, lot)
-        else:
-            self._owner = None
 
     def statistics(self) -> LockStatistics:
         """Debugging information; see ``LockStatistics``."""

@@ -15,6 +15,11 @@ from ._exceptions import (
 from ._impl import (
     ENGINE as ENGINE,
     BusyGuard as BusyGuard,
+    ChannelState as ChannelState,
+    EventBase as EventBase,
+    LockBase as LockBase,
+    ReceiveChannelBase as ReceiveChannelBase,
+    SendChannelBase as SendChannelBase,
     cancel_shielded_checkpoint as cancel_shielded_checkpoint,
     checkpoint as checkpoint,
     sock_call as sock_call,

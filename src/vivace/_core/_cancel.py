@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._util import final
 from ._exceptions import Cancelled, CancelReasonLiteral
+from ._impl import CancelScopeBase, CancelStatusBase, set_status_class
 from ._run_context import GLOBAL_RUN_CONTEXT
 
 if TYPE_CHECKING:
@@ -79,37 +80,20 @@ Typical causes:
 """
 
 
-class CancelStatus:
-    """Cancellation state for one entered extent of a cancel scope (see module notes)."""
+class CancelStatus(CancelStatusBase):
+    """Cancellation state for one entered extent of a cancel scope (see module notes).
 
-    __slots__ = (
-        "_children",
-        "_parent",
-        "_scope",
-        "_tasks",
-        "abandoned_by_misnesting",
-        "effectively_cancelled",
-    )
+    Its fields, ``__init__`` and ``close`` are ``CancelStatusBase``'s (``_scope.pyx``)."""
 
-    def __init__(self, scope: CancelScope, parent: CancelStatus | None) -> None:
-        self._scope = scope
-        self.effectively_cancelled = False
-        self._parent: CancelStatus | None = None
-        # Created on first use: most statuses (one per entered scope) never get a child,
-        # and a set per scope is a GC-tracked allocation on the hot path.
-        self._children: set[CancelStatus] | None = None
-        self._tasks: set[Any] = set()
-        self.abandoned_by_misnesting = False
-        if parent is not None:
-            # Inline of the parent setter: a fresh status has no old parent, and only
-            # needs recalculating if it starts out cancelled.
-            self._parent = parent
-            siblings = parent._children
-            if siblings is None:
-                parent._children = siblings = set()
-            siblings.add(self)
-            if scope._cancel_called or (parent.effectively_cancelled and not scope._shield):
-                self.recalculate()
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        _scope: CancelScope
+        _parent: CancelStatus | None
+        _children: set[CancelStatus] | None
+        _tasks: set[Any]
+        effectively_cancelled: bool
+        abandoned_by_misnesting: bool
 
     @property
     def parent(self) -> CancelStatus | None:
@@ -143,26 +127,16 @@ class CancelStatus:
             other = other._parent
         return False
 
-    def close(self) -> None:
-        parent = self._parent
-        if parent is not None:
-            if parent._children:
-                parent._children.discard(self)
-            self._parent = None
-        if self._tasks or self._children:
-            # Exited while tasks or nested scopes still point here: misnesting. Cancel
-            # everything below so the damage surfaces instead of hanging.
-            self._mark_abandoned()
-            self.effectively_cancelled = True
-            for task in list(self._tasks):
-                task._attempt_delivery_of_any_pending_cancel()
-            for child in list(self._children or ()):
-                child.recalculate()
-
-    @property
-    def parent_cancellation_is_visible_to_us(self) -> bool:
-        parent = self._parent
-        return parent is not None and not self._scope._shield and parent.effectively_cancelled
+    def _close_abandoned(self) -> None:
+        # Called by close() when the status is exited while tasks or nested scopes
+        # still point here: misnesting. Cancel everything below so the damage
+        # surfaces instead of hanging.
+        self._mark_abandoned()
+        self.effectively_cancelled = True
+        for task in list(self._tasks):
+            task._attempt_delivery_of_any_pending_cancel()
+        for child in list(self._children or ()):
+            child.recalculate()
 
     def recalculate(self) -> None:
         todo = [self]
@@ -237,7 +211,7 @@ _NO_RELATIVE = "Unentered non-relative cancel scope does not have a relative dea
 
 
 @final
-class CancelScope:
+class CancelScope(CancelScopeBase):
     """A cancellation scope: cancelling it (explicitly or by its deadline) makes every
     checkpoint inside its ``with`` block raise Cancelled, which the block then catches.
 
@@ -245,90 +219,35 @@ class CancelScope:
     changed at any time, before or after entering, and take effect at once.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_cancel_called",
-        "_cancel_reason",
-        "_cancel_status",
-        "_deadline",
-        "_has_been_entered",
-        "_heap_handle",
-        "_relative_deadline",
-        "_runner",
-        "_shield",
-        "cancelled_caught",
-    )
+    # The fields, __init__ (argument checks), __enter__ and the common case of
+    # __exit__ are CancelScopeBase's (_scope.pyx); the rest is here.
+    __slots__ = ()
 
-    def __init__(
-        self,
-        *,
-        deadline: float = inf,
-        relative_deadline: float = inf,
-        shield: bool = False,
-    ) -> None:
-        # The defaults need no checking (NaN != inf, so NaN still gets checked).
-        if deadline != inf:
-            if isnan(deadline):
-                raise ValueError("deadline must not be NaN")
-            deadline = float(deadline)
-        if relative_deadline != inf:
-            if isnan(relative_deadline):
-                raise ValueError("relative deadline must not be NaN")
-            if relative_deadline < 0:
-                raise ValueError("timeout must be non-negative")
-            if deadline != inf:
-                raise ValueError("Cannot specify both a deadline and a relative deadline")
-            relative_deadline = float(relative_deadline)
-        if shield is not False and shield is not True:
-            raise TypeError("shield must be a bool")
-        self._deadline = deadline
-        self._relative_deadline = relative_deadline
-        self._shield = shield
-        self._cancel_status: CancelStatus | None = None
-        self._has_been_entered = False
-        self._cancel_called = False
-        self._cancel_reason: CancelReason | None = None
-        self._heap_handle: int | None = None
-        self._runner: Any = None
-        self.cancelled_caught = False
+    if TYPE_CHECKING:
+        _cancel_called: bool
+        _cancel_reason: CancelReason | None
+        _cancel_status: CancelStatus | None
+        _deadline: float
+        _has_been_entered: bool
+        _heap_handle: int | None
+        _relative_deadline: float
+        _runner: Any
+        _shield: bool
+        cancelled_caught: bool
 
-    # -- entering and exiting --------------------------------------------------------
-    def __enter__(self) -> Self:
-        runner: Any = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
-        task = runner.current_task if runner is not None else None
-        if task is None:
-            raise RuntimeError("must be called from async context")
-        if self._has_been_entered:
-            raise RuntimeError("Each CancelScope may only be used for a single 'with' block")
-        self._has_been_entered = True
-        self._runner = runner
-        deadline = self._deadline
-        relative = self._relative_deadline
-        if relative != inf or deadline != inf:
-            now = runner.clock.current_time()
-            if relative != inf:
-                # A relative deadline becomes absolute at entry.
-                deadline = self._deadline = now + relative
-                self._relative_deadline = inf
-            if now >= deadline:
-                self._cancel(CancelReason(source="deadline"))
-        parent = task._cancel_status
-        status = CancelStatus(self, parent)
-        self._cancel_status = status
-        # Inline of task._activate_cancel_status(status).
-        if parent is not None:
-            parent._tasks.discard(task)
-        task._cancel_status = status
-        status._tasks.add(task)
-        if status.effectively_cancelled:
-            task._attempt_delivery_of_any_pending_cancel()
-        if self._deadline != inf and not self._cancel_called:
-            if runner.is_guest:
-                self._update_deadline_registration()
-            else:
-                # Common case inlined: a fresh entry in the heap.
-                self._heap_handle = runner.deadlines.push(self._deadline, self)
-        return self
+        def __init__(
+            self,
+            *,
+            deadline: float = inf,
+            relative_deadline: float = inf,
+            shield: bool = False,
+        ) -> None: ...
+
+        def __enter__(self) -> Self: ...
+
+    def _cancel_at_entry(self) -> None:
+        # __enter__ found the deadline already past.
+        self._cancel(CancelReason(source="deadline"))
 
     def _close(self, exc: BaseException | None) -> BaseException | None:
         status = self._cancel_status
@@ -395,12 +314,13 @@ class CancelScope:
                 self._runner.deadlines.remove(handle)
         return exc
 
-    def __exit__(
+    def _exit_slow(
         self,
         exc_type: type[BaseException] | None,
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
+        # Everything __exit__'s common case does not cover (see _scope_py.py).
         leftover = self._close(exc_value)
         if leftover is None:
             return True  # nothing raised, or only our own Cancelled: swallow it
@@ -587,3 +507,5 @@ def _concat_tb(head: Any, tail: Any) -> Any:
         result = types.TracebackType(result, tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
     return result
 
+
+set_status_class(CancelStatus)

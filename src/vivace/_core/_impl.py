@@ -44,6 +44,7 @@ if TYPE_CHECKING or _NO_EXT:
         permanently_detach_coroutine_object,
         wait_task_rescheduled,
     )
+    from ._scope_py import CancelScopeBase, CancelStatusBase, set_status_class
     from ._sockio_py import (
         BusyGuard,
         sock_call,
@@ -53,6 +54,15 @@ if TYPE_CHECKING or _NO_EXT:
         stream_recv,
         stream_send_all,
         wait_fd,
+    )
+    from ._sync_py import (
+        ChannelState,
+        EventBase,
+        LockBase,
+        LotBase,
+        ReceiveChannelBase,
+        SendChannelBase,
+        set_lot_class,
     )
 
     ENGINE = "reference"
@@ -98,6 +108,20 @@ else:
             permanently_detach_coroutine_object,
             wait_task_rescheduled,
         )
+        from ._ext._scope import (  # type: ignore[no-redef]
+            CancelScopeBase,
+            CancelStatusBase,
+            set_status_class,
+        )
+        from ._ext._sync import (  # type: ignore[no-redef]
+            ChannelState,
+            EventBase,
+            LockBase,
+            LotBase,
+            ReceiveChannelBase,
+            SendChannelBase,
+            set_lot_class,
+        )
 
         ENGINE = "compiled"
     except ImportError as exc:
@@ -125,6 +149,11 @@ else:
             permanently_detach_coroutine_object,
             wait_task_rescheduled,
         )
+        from ._scope_py import (  # type: ignore[assignment]
+            CancelScopeBase,
+            CancelStatusBase,
+            set_status_class,
+        )
         from ._sockio_py import (  # type: ignore[assignment]
             BusyGuard,
             sock_call,
@@ -135,25 +164,58 @@ else:
             stream_send_all,
             wait_fd,
         )
+        from ._sync_py import (  # type: ignore[assignment]
+            ChannelState,
+            EventBase,
+            LockBase,
+            LotBase,
+            ReceiveChannelBase,
+            SendChannelBase,
+            set_lot_class,
+        )
 
         ENGINE = "reference"
+
+
+def debug_counters() -> dict[str, int] | None:
+    """Live-object counts of a VIVACE_DEBUG build of the compiled engine (tasks,
+    kernels, deadline heaps); None for a release build or the reference engine."""
+    if ENGINE != "compiled":
+        return None
+    from ._ext import _heap, _kernel  # type: ignore[attr-defined]
+
+    kernel_counts = _kernel.debug_counters()
+    heap_counts = _heap.debug_counters()
+    if kernel_counts is None or heap_counts is None:
+        return None
+    return {**kernel_counts, **heap_counts}
+
 
 __all__ = [
     "CANCEL_SHIELDED_CHECKPOINT",
     "CHECKPOINT",
     "ENGINE",
+    "CancelScopeBase",
+    "CancelStatusBase",
     "RESUME_NONE",
     "BusyGuard",
+    "ChannelState",
     "DeadlineHeap",
     "EpollPoller",
+    "EventBase",
     "KernelBase",
+    "LockBase",
+    "LotBase",
     "PermanentlyDetachCoroutineObject",
+    "ReceiveChannelBase",
+    "SendChannelBase",
     "SystemClock",
     "TaskBase",
     "WaitTaskRescheduled",
     "async_yield",
     "cancel_shielded_checkpoint",
     "checkpoint",
+    "debug_counters",
     "permanently_detach_coroutine_object",
     "sock_call",
     "sock_recv",
@@ -162,5 +224,7 @@ __all__ = [
     "stream_recv",
     "stream_send_all",
     "wait_fd",
+    "set_status_class",
+    "set_lot_class",
     "wait_task_rescheduled",
 ]

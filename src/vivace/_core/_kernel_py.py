@@ -221,7 +221,8 @@ class TaskBase:
         # A str, or the spawned callable whose qualified name becomes the name on first
         # use (see Task.name): most tasks are never named.
         self._name = name
-        self._child_nurseries: list[Any] = []
+        # An empty tuple until the task opens a nursery (no allocation per spawn).
+        self._child_nurseries: list[Any] | tuple[()] = ()
         self._eventual_parent_nursery: Any = None
         self.coro = coro
         self.context = context
@@ -235,6 +236,10 @@ class TaskBase:
         self.custom_sleep_data: Any = None
         self._cancel_points = 0
         self._schedule_points = 0
+
+    def _gc_retrack(self) -> None:
+        """Nothing to do here: the compiled kernel keeps live tasks out of the cyclic
+        GC's lists and this puts one back; the reference never takes them out."""
 
 
 class KernelBase:

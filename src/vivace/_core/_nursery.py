@@ -201,7 +201,12 @@ class Nursery(metaclass=NoPublicConstructor):
     ) -> None:
         self._parent_task = parent_task
         self._strict_exception_groups = strict_exception_groups
-        parent_task._child_nurseries.append(self)
+        # Spawned tasks start with an empty tuple (no allocation): the first nursery
+        # gives them a list.
+        if parent_task._child_nurseries:
+            parent_task._child_nurseries.append(self)
+        else:
+            parent_task._child_nurseries = [self]
         # The parent's status is the nursery scope's status right after __enter__.
         self._cancel_status = parent_task._cancel_status
         self.cancel_scope = cancel_scope

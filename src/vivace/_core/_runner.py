@@ -120,6 +120,10 @@ class Runner(KernelBase):
             self.io_manager.force_wakeup()
 
     def close(self) -> None:
+        # Tasks that never finished (an internal error ended the run) go back under
+        # the cyclic GC, which the compiled kernel kept them out of while they lived.
+        for task in self.tasks:
+            task._gc_retrack()
         for resource in (self.io_manager, self.entry_queue, self.asyncgens):
             resource.close()
         if "after_run" in self.instruments:

@@ -30,7 +30,8 @@ Design notes
 
 * Errors look as the stdlib's do (``OSError(errno, strerror)`` picks the subclass).
   Exceptions that merely pass through (Cancelled, ClosedResourceError delivered via
-  ``unwrap``) are propagated C-style, so no frame of ours is added to them.
+  ``unwrap``) are propagated C-style, so no frame of ours is added to them; the send
+  protocol (am_send, send, throw) is installed in C with csrc/vv_sendproto.h.
 
 * The stream variants translate an OSError leaving the op (whether from the syscall or
   delivered by the poller) into ClosedResourceError (EBADF/ENOTSOCK, ``from None``) or
@@ -89,13 +90,19 @@ cdef extern from "Python.h":
     void _decref "Py_DECREF"(PyObject *) noexcept
     const Py_ssize_t PY_SSIZE_T_MAX
 
+cdef extern from "Python.h":
+    ctypedef enum PySendResult:
+        PYGEN_RETURN
+        PYGEN_ERROR
+        PYGEN_NEXT
+    ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
+    ctypedef PyObject *(*PyCFunction)(PyObject *, PyObject *) noexcept
+
 cdef extern from "vv_sendproto.h":
-    # noexcept: the advance function reports errors C-style (see _advance).
-    ctypedef int (*vv_sp_advance_fn)(PyObject *, PyObject *, PyObject **) noexcept
-    ctypedef int (*vv_sp_finish_fn)(PyObject *) noexcept
-    vv_sp_advance_fn vv_sp_advance
-    vv_sp_finish_fn vv_sp_finish
-    int vv_sp_install(object type) except -1
+    PyObject *vv_sp_exception_from_args(PyObject *) noexcept
+    void vv_sp_raise(PyObject *) noexcept
+    void vv_sp_set_stop_iteration(PyObject *) noexcept
+    int vv_sp_install(object, sendfunc, PyCFunction, PyCFunction) except -1
 
 
 cdef enum:
@@ -213,6 +220,10 @@ cdef class _SockOp:
         if r == 0:
             return value
         raise StopIteration(value)
+
+    def close(self):
+        """Abandon the operation (as a coroutine's close(): unregisters a wait)."""
+        _finish(<PyObject *>self)
 
     def __call__(self, raise_cancel):
         # The abort function of a parked op: forget the waiter; the kernel then
@@ -547,89 +558,46 @@ cdef int _park_here(_SockOp op, PyObject **out) except -1:
     return _yield(out, _WaitTaskRescheduled(op))
 
 
-vv_sp_advance = _advance
-vv_sp_finish = _finish
-vv_sp_install(_SockOp)
+# -- the send protocol (C slots and methods; see csrc/vv_sendproto.h) --------------------
+
+cdef PySendResult _op_am_send(PyObject *op, PyObject *arg, PyObject **presult) noexcept:
+    # The am_send slot: errors are already reported C-style by _advance.
+    cdef int r = _advance(op, arg, presult)
+    if r < 0:
+        presult[0] = NULL
+        return PYGEN_ERROR
+    return PYGEN_NEXT if r == 0 else PYGEN_RETURN
+
+
+cdef PyObject *_op_send_meth(PyObject *op, PyObject *arg) noexcept:
+    # `send(value)`: the method form of am_send. noexcept + NULL return: a METH_O C
+    # function reporting errors C-style.
+    cdef PyObject *out = NULL
+    cdef int r = _advance(op, arg, &out)
+    if r < 0:
+        return NULL
+    if r == 0:
+        return out
+    vv_sp_set_stop_iteration(out)
+    _decref(out)
+    return NULL
+
+
+cdef PyObject *_op_throw_meth(PyObject *op, PyObject *args) noexcept:
+    # `throw(exc)`: the op ends (releasing what it holds) and exc comes out of the
+    # await unchanged, with no frame of ours on it.
+    cdef PyObject *exc = vv_sp_exception_from_args(args)
+    if exc == NULL:
+        return NULL
+    _finish(op)
+    vv_sp_raise(exc)  # steals exc
+    return NULL
+
+
+vv_sp_install(_SockOp, _op_am_send, <PyCFunction>_op_send_meth, <PyCFunction>_op_throw_meth)
 # Like a coroutine in every way that matters (send/throw/close/__await__), so that
 # nursery.start_soon(stream.send_all, data) accepts it.
 collections.abc.Coroutine.register(_SockOp)
 
 
-cdef inline _SockOp _new_op(object sock, int kind, int flags):
-    cdef _SockOp op = _SockOp.__new__(_SockOp)
-    op.sock = sock
-    op.kind = kind
-    op.flags = flags
-    op.bit = EPOLLIN if kind == _RECV else EPOLLOUT
-    return op
-
-
-def sock_call(sock, bint readable, str name not None, tuple args not None):
-    """``await sock_call(s, readable, name, args)``: ``getattr(s, name)(*args)`` on the
-    non-blocking stdlib socket *s* as a checkpoint; on BlockingIOError it waits until
-    *s* is readable (else writable) and calls again."""
-    cdef _SockOp op = _new_op(sock, _CALL, 0)
-    op.bit = EPOLLIN if readable else EPOLLOUT
-    op.name = name
-    op.args = args
-    return op
-
-
-def sock_recv(sock, Py_ssize_t nbytes, int flags=0):
-    """``await sock_recv(s, n, flags)``: ``s.recv(n, flags)`` on the non-blocking stdlib
-    socket *s* as a checkpoint, waiting for readability on EAGAIN. *n* must be >= 0."""
-    if nbytes < 0:
-        raise ValueError("negative buffersize in recv")
-    cdef _SockOp op = _new_op(sock, _RECV, flags)
-    op.nbytes = nbytes
-    return op
-
-
-def sock_send(sock, data, int flags=0):
-    """``await sock_send(s, data, flags)``: ``s.send(data, flags)`` as a checkpoint,
-    waiting for writability on EAGAIN; returns the count sent."""
-    cdef _SockOp op = _new_op(sock, _SEND, flags)
-    op.data = data
-    return op
-
-
-def stream_recv(sock, Py_ssize_t nbytes):
-    """``sock_recv(sock, nbytes)`` with SocketStream's errors: an OSError comes out as
-    ClosedResourceError (EBADF, ENOTSOCK) or BrokenResourceError (caused by it)."""
-    if nbytes < 0:
-        raise ValueError("negative buffersize in recv")
-    cdef _SockOp op = _new_op(sock, _RECV, 0)
-    op.nbytes = nbytes
-    op.stream_errors = True
-    return op
-
-
-def stream_send_all(sock, data, BusyGuard guard not None):
-    """``sock_send_all(sock, data)`` with SocketStream's errors (as ``stream_recv``),
-    inside *guard*: taken when the call starts (BusyResourceError if another task
-    holds it), released when it ends, however it ends."""
-    cdef _SockOp op = sock_send_all(sock, data)
-    op.stream_errors = True
-    op.guard = guard
-    return op
-
-
-def wait_fd(poller, int fd, owner, task, bint readable):
-    """``await wait_fd(poller, fd, owner, task, readable)``: park *task* until *poller*
-    reports *fd* readable (else writable), as ``wait_readable``/``wait_writable``; the
-    wait is the checkpoint. *owner* is the stdlib socket *fd* came from, or None."""
-    cdef _SockOp op = _new_op(owner, _WAIT, 0)
-    op.bit = EPOLLIN if readable else EPOLLOUT
-    op.poller = poller
-    op.task = task
-    op.fd = fd
-    return op
-
-
-def sock_send_all(sock, data):
-    """``await sock_send_all(s, data)``: ``sock_send`` in a loop until every byte of
-    *data* (a C-contiguous buffer, held until the end) is sent. Each send is a
-    checkpoint; if one fails or is cancelled, part of *data* may have been sent."""
-    cdef _SockOp op = _new_op(sock, _SEND_ALL, 0)
-    op.data = data  # its buffer is taken on the first step (see _step)
-    return op
+include "_epoll_sockio_api.pxi"

@@ -96,14 +96,34 @@ cdef bint _as_handle(object h, uint64_t *out) noexcept:
     return True
 
 
+cdef extern from "vv_debug.h":
+    const bint VV_DEBUG_BUILD
+
+# Debug build only (see csrc/vv_debug.h): DeadlineHeap objects alive.
+cdef Py_ssize_t _debug_live_heaps = 0
+
+
+def debug_counters():
+    """``{"deadline_heaps": n}`` in a VIVACE_DEBUG build, else None."""
+    if VV_DEBUG_BUILD:
+        return {"deadline_heaps": _debug_live_heaps}
+    return None
+
+
 cdef class DeadlineHeap:
     """Min-heap of (deadline, insertion order) -> payload with O(log n)
     removal and re-keying through integer handles."""
 
     def __cinit__(self):
+        global _debug_live_heaps
         vv_heap_init(&self._h)
+        if VV_DEBUG_BUILD:
+            _debug_live_heaps += 1
 
     def __dealloc__(self):
+        global _debug_live_heaps
+        if VV_DEBUG_BUILD:
+            _debug_live_heaps -= 1
         # Refcount is 0 and the object is untracked: no payload's __del__ can
         # reach this heap any more, so releasing in place is safe.
         cdef size_t i

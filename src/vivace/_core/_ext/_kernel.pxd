@@ -4,8 +4,8 @@
 
 cdef class TaskBase:
     cdef object __weakref__
-    cdef public object coro
-    cdef public object context
+    cdef object _coro  # the `coro` property
+    cdef object _context
     cdef public object _runner
     cdef public object _next_send
     cdef public object _abort_func
@@ -25,6 +25,9 @@ cdef class TaskBase:
     cdef object _cp_box
     cdef public int _send_mode
     cdef public bint _ki_protected
+    # Set while the kernel keeps this task and its context out of the cyclic GC's
+    # lists (see _kernel_spawn.pxi); cleared when they go back.
+    cdef bint _gc_untracked
 
 
 cdef class KernelBase:

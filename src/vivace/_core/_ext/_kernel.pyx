@@ -274,8 +274,28 @@ cdef class SystemClock:
         return deadline - self.current_time()
 
 
+cdef extern from "vv_debug.h":
+    const bint VV_DEBUG_BUILD
+
+# Debug build only (see csrc/vv_debug.h): TaskBase and KernelBase objects alive.
+cdef Py_ssize_t _debug_live_tasks = 0
+cdef Py_ssize_t _debug_live_kernels = 0
+
+
+def debug_counters():
+    """``{"tasks": n, "kernels": m}`` in a VIVACE_DEBUG build, else None."""
+    if VV_DEBUG_BUILD:
+        return {"tasks": _debug_live_tasks, "kernels": _debug_live_kernels}
+    return None
+
+
 cdef class TaskBase:
     """The hot half of ``lowlevel.Task``; the Python layer subclasses it."""
+
+    def __cinit__(self):
+        global _debug_live_tasks
+        if VV_DEBUG_BUILD:
+            _debug_live_tasks += 1
 
     def __init__(self, coro, context, runner, counter, ki_protected, parent_nursery=None,
                  name=None):
@@ -283,7 +303,7 @@ cdef class TaskBase:
         # the kernel's spawn path sets them in C.
         self._parent_nursery = parent_nursery
         self._name = name
-        self._child_nurseries = []
+        self._child_nurseries = ()  # a list once the task opens a nursery
         self._eventual_parent_nursery = None
         self.coro = coro
         self.context = context
@@ -297,6 +317,41 @@ cdef class TaskBase:
         self.custom_sleep_data = None
         self._cancel_points = 0
         self._schedule_points = 0
+
+    @property
+    def coro(self):
+        return self._coro
+
+    @coro.setter
+    def coro(self, value):
+        # As for the context: the old coroutine may be freed right here.
+        _gc_retrack(self)
+        self._coro = value
+
+    @property
+    def context(self):
+        return self._context
+
+    @context.setter
+    def context(self, value):
+        # The old context may be freed right here: hand it back to the collector
+        # first (CPython's Context dealloc assumes it is tracked).
+        _gc_retrack(self)
+        self._context = value
+
+    def _gc_retrack(self):
+        """Put this task (and its context) back under the cyclic GC; idempotent."""
+        _gc_retrack(self)
+
+    def __dealloc__(self):
+        global _debug_live_tasks
+        if VV_DEBUG_BUILD:
+            _debug_live_tasks -= 1
+        # Runs before Cython clears the fields, so the coroutine and the context are
+        # tracked again before their last references can go. Not the task itself: Cython has already
+        # untracked it for the dealloc, and re-linking a dying object into the GC's
+        # list would leave a dangling node there.
+        _gc_retrack_fields(self)
 
     # The counters are read and written from Python like the reference's plain
     # attributes (trio's tests store a str to make the kernel fail): any value is kept,
@@ -386,6 +441,16 @@ cdef PySendResult _resume(object coro, object ctx, object value, bint throw,
 
 cdef class KernelBase:
     """The run queue and the task-step loop; ``Runner`` (Python) subclasses it."""
+
+    def __cinit__(self):
+        global _debug_live_kernels
+        if VV_DEBUG_BUILD:
+            _debug_live_kernels += 1
+
+    def __dealloc__(self):
+        global _debug_live_kernels
+        if VV_DEBUG_BUILD:
+            _debug_live_kernels -= 1
 
     def __init__(self):
         self.runq = []
@@ -536,8 +601,8 @@ cdef class KernelBase:
         self.current_task = task
         if self._instr_before_step:
             self._call_instrument("before_task_step", task)
-        coro = task.coro
-        ctx = task.context
+        coro = task._coro
+        ctx = task._context
         r = _resume(coro, ctx, value, mode == _THROW, &res)
         if res == NULL:  # only if an error vanished without being raised
             raise SystemError("vivace kernel: a task step produced no result")
@@ -548,12 +613,14 @@ cdef class KernelBase:
         if r == PYGEN_NEXT:
             self._dispatch_c(task, result)
         elif r == PYGEN_RETURN:
+            _gc_retrack(task)
             # The common exit needs no outcome object; anything rare -> task_exited.
             if not (self._fast_paths and _exit_fast(self, task)):
                 if mode == _THROW:  # throw() ended the coroutine: `result` is StopIteration
                     result = result.value
                 self.task_exited(task, _Value(result))
         else:
+            _gc_retrack(task)
             self.task_exited(task, _Error(result))
         result = None
         if self._instr_after_step:
@@ -589,6 +656,7 @@ cdef class KernelBase:
                 task._attempt_delivery_of_pending_ki()
             task._attempt_delivery_of_any_pending_cancel()
         elif type(msg) is PermanentlyDetachCoroutineObject:
+            _gc_retrack(task)
             self.task_exited(task, (<PermanentlyDetachCoroutineObject>msg).final_outcome)
         else:
             exc = TypeError(

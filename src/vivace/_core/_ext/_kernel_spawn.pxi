@@ -8,6 +8,10 @@ cdef extern from "Python.h":
     PyObject *PyContext_CopyCurrent() except NULL
     int PySet_Add(object, object) except -1
     int PySet_Discard(object, object) except -1
+    # GC list membership; the functional forms are safe on either state.
+    void PyObject_GC_Track(PyObject *)
+    void PyObject_GC_UnTrack(PyObject *)
+    int PyObject_GC_IsTracked(PyObject *)
 
 cdef extern from *:
     """
@@ -39,6 +43,51 @@ cdef extern from *:
     """
     bint vv_is_async_def(object) noexcept
     PyObject *vv_new_instance(PyObject *, PyObject *) except NULL
+
+
+# Untracked live tasks. A task that the kernel spawns is referenced from
+# ``self.tasks`` until it exits, and so is everything it references: the cyclic
+# collector could never free any of it. Traversing the task, its coroutine and its
+# fresh context in every collection is pure cost -- with 100k live tasks it was most
+# of spawn's time -- so the fast path takes the three out of the collector's lists,
+# and they go back (``_gc_retrack``) when the task finishes, when its coroutine or
+# context is replaced, when the Python layer asks (run teardown, for tasks that never
+# finished), and in ``__dealloc__``. Objects they reference stay tracked; to the
+# collector they simply look referenced from outside, which they are.
+# Invariant: while untracked, the coroutine and the context are owned by the task,
+# so neither can be freed untracked -- CPython's coroutine and Context deallocs unlink
+# the object from the GC list without checking that it is linked.
+cdef inline void _gc_untrack(TaskBase task) noexcept:
+    # noexcept: only unlinks list nodes; cannot fail.
+    task._gc_untracked = True
+    PyObject_GC_UnTrack(<PyObject *>task)
+    PyObject_GC_UnTrack(<PyObject *>task._coro)
+    PyObject_GC_UnTrack(<PyObject *>task._context)
+
+
+cdef inline void _gc_track_again(object obj) noexcept:
+    if obj is not None and not PyObject_GC_IsTracked(<PyObject *>obj):
+        PyObject_GC_Track(<PyObject *>obj)
+
+
+cdef inline void _gc_retrack(TaskBase task) noexcept:
+    # noexcept: only links list nodes; cannot fail.
+    if not task._gc_untracked:
+        return
+    task._gc_untracked = False
+    _gc_track_again(task)
+    _gc_track_again(task._coro)
+    _gc_track_again(task._context)
+
+
+cdef inline void _gc_retrack_fields(TaskBase task) noexcept:
+    # For __dealloc__: the dying task stays untracked (Cython unlinked it for the
+    # dealloc), its coroutine and context go back before it drops them.
+    if not task._gc_untracked:
+        return
+    task._gc_untracked = False
+    _gc_track_again(task._coro)
+    _gc_track_again(task._context)
 
 
 cdef inline int _set_add(object s, object item) except -1:
@@ -80,15 +129,15 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
     # field starts as None/0. The new reference is handed over to `task`.
     task = <TaskBase>_steal(vv_new_instance(<PyObject *>self._task_class,
                                             <PyObject *>TaskBase))
-    task.coro = coro
-    task.context = context
+    task._coro = coro
+    task._context = context
     task._runner = self
     task._counter = next(self._task_counter)
     task._ki_protected = False
     task._send_mode = _IDLE
     task._parent_nursery = nursery
     task._name = async_fn if name is None else name
-    task._child_nurseries = []
+    task._child_nurseries = ()  # a nursery opened in the task makes it a list
     # (_next_send, _abort_func, _cancel_status, custom_sleep_data, the counters and
     # the boxes start as None/0 from tp_new, as TaskBase.__init__ would set them.)
     _set_add(self.tasks, task)
@@ -98,6 +147,7 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
     _set_add(status._tasks, task)
     if status.effectively_cancelled:
         task._attempt_delivery_of_any_pending_cancel()
+    _gc_untrack(task)
     # The first step sends None into the fresh coroutine.
     self._reschedule(task, None)
     return task

@@ -1,0 +1,277 @@
+# cython: language_level=3, auto_pickle=False
+"""Compiled twin of ``vivace._core._scope_py``: the hot half of cancel scopes.
+
+Design notes
+------------
+* Same fields, same checks, same error messages and the same order of side effects
+  as the reference (read its notes for the split with ``_cancel.py``). Every case
+  the reference sends to ``_exit_slow`` goes there here too, before anything has
+  changed.
+* The fields are C slots: the kernel and ``_cancel.py`` read them as attributes,
+  and ``__enter__``/``__exit__`` reach the task's and the runner's fields in C
+  (``TaskBase``, ``KernelBase``) and the deadline heap without Python calls when
+  the heap is the compiled ``DeadlineHeap``.
+* Statuses are made through the registered class's ``tp_new`` plus a C init, as
+  ``CancelStatusBase.__init__`` would do it: the subclass has no ``__init__`` of
+  its own (``set_status_class`` checks that it subclasses the base).
+* The GIL is held throughout: every path touches Python objects.
+"""
+
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
+from libc.stdint cimport uint64_t
+
+from vivace._core._ext._heap cimport DeadlineHeap
+from vivace._core._ext._kernel cimport KernelBase, TaskBase
+
+from math import isnan
+
+from vivace._core._run_context import GLOBAL_RUN_CONTEXT
+
+cdef extern from "Python.h":
+    int PySet_Add(object, object) except -1
+    int PySet_Discard(object, object) except -1
+
+cdef extern from *:
+    """
+    /* cls.__new__(cls) through its tp_new slot (new reference; NULL + error). */
+    static PyObject *vv_scope_new_instance(PyObject *cls) {
+        PyObject *empty, *obj;
+        empty = PyTuple_New(0);
+        if (empty == NULL) return NULL;
+        obj = ((PyTypeObject *)cls)->tp_new((PyTypeObject *)cls, empty, NULL);
+        Py_DECREF(empty);
+        return obj;
+    }
+    """
+    PyObject *vv_scope_new_instance(PyObject *) except NULL
+
+cdef double _INF = float("inf")
+cdef object _INF_O = float("inf")  # for comparisons with arguments (no float per call)
+cdef object _status_class = None
+
+
+def set_status_class(cls):
+    """Tell ``CancelScopeBase.__enter__`` which class to instantiate for a status."""
+    global _status_class
+    if not isinstance(cls, type) or not issubclass(cls, CancelStatusBase):
+        raise TypeError("the status class must be a CancelStatusBase subclass")
+    _status_class = cls
+
+
+cdef inline object _steal(PyObject *p):
+    # Take over a new reference returned by a C call (the cast adds one).
+    result = <object>p
+    Py_DECREF(result)
+    return result
+
+
+cdef inline int _set_add(object s, object item) except -1:
+    # The statuses' sets are plain sets: PySet_Add, else the method (a subclass).
+    if type(s) is set:
+        return PySet_Add(s, item)
+    s.add(item)
+    return 0
+
+
+cdef inline int _set_discard(object s, object item) except -1:
+    if type(s) is set:
+        PySet_Discard(s, item)
+    else:
+        s.discard(item)
+    return 0
+
+
+cdef class CancelStatusBase:
+    cdef public object _scope
+    cdef public object _parent
+    cdef public object _children
+    cdef public object _tasks
+    cdef public bint effectively_cancelled
+    cdef public bint abandoned_by_misnesting
+
+    def __init__(self, scope, parent):
+        _status_init(self, scope, parent)
+
+    @property
+    def parent_cancellation_is_visible_to_us(self):
+        return _parent_visible(self)
+
+    def close(self):
+        parent = self._parent
+        if parent is not None:
+            siblings = (<CancelStatusBase?>parent)._children
+            if siblings:
+                _set_discard(siblings, self)
+            self._parent = None
+        if self._tasks or self._children:
+            self._close_abandoned()
+
+
+cdef int _status_init(CancelStatusBase self, object scope, object parent) except -1:
+    cdef CancelStatusBase p
+    self._scope = scope
+    self.effectively_cancelled = False
+    self._parent = None
+    # Created on first use: most statuses never get a child (see the reference).
+    self._children = None
+    self._tasks = set()
+    self.abandoned_by_misnesting = False
+    if parent is not None:
+        p = <CancelStatusBase?>parent
+        self._parent = p
+        if p._children is None:
+            p._children = set()
+        _set_add(p._children, self)
+        if scope._cancel_called or (p.effectively_cancelled and not scope._shield):
+            self.recalculate()
+    return 0
+
+
+cdef inline bint _parent_visible(CancelStatusBase status) except -1:
+    parent = status._parent
+    if parent is None:
+        return False
+    if status._scope._shield:
+        return False
+    return (<CancelStatusBase?>parent).effectively_cancelled
+
+
+cdef class CancelScopeBase:
+    cdef object __weakref__
+    cdef public bint _cancel_called
+    cdef public object _cancel_reason
+    cdef public object _cancel_status
+    cdef public double _deadline
+    cdef public bint _has_been_entered
+    cdef public object _heap_handle
+    cdef public double _relative_deadline
+    cdef public object _runner
+    cdef public bint _shield
+    cdef public bint cancelled_caught
+
+    def __init__(self, *, deadline=_INF_O, relative_deadline=_INF_O, shield=False):
+        # The defaults need no checking (NaN != inf, so NaN still gets checked).
+        if deadline != _INF_O:
+            if isnan(deadline):
+                raise ValueError("deadline must not be NaN")
+            deadline = float(deadline)
+        if relative_deadline != _INF_O:
+            if isnan(relative_deadline):
+                raise ValueError("relative deadline must not be NaN")
+            if relative_deadline < 0:
+                raise ValueError("timeout must be non-negative")
+            if deadline != _INF_O:
+                raise ValueError("Cannot specify both a deadline and a relative deadline")
+            relative_deadline = float(relative_deadline)
+        if shield is not False and shield is not True:
+            raise TypeError("shield must be a bool")
+        self._deadline = deadline
+        self._relative_deadline = relative_deadline
+        self._shield = shield
+        self._cancel_status = None
+        self._has_been_entered = False
+        self._cancel_called = False
+        self._cancel_reason = None
+        self._heap_handle = None
+        self._runner = None
+        self.cancelled_caught = False
+
+    def __enter__(self):
+        cdef KernelBase kernel
+        cdef TaskBase task
+        cdef CancelStatusBase status, parent
+        cdef double deadline, relative, now
+        runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
+        current = runner.current_task if runner is not None else None
+        if current is None:
+            raise RuntimeError("must be called from async context")
+        if self._has_been_entered:
+            raise RuntimeError("Each CancelScope may only be used for a single 'with' block")
+        kernel = <KernelBase?>runner
+        task = <TaskBase?>current
+        self._has_been_entered = True
+        self._runner = runner
+        deadline = self._deadline
+        relative = self._relative_deadline
+        if relative != _INF or deadline != _INF:
+            now = runner.clock.current_time()
+            if relative != _INF:
+                # A relative deadline becomes absolute at entry.
+                deadline = now + relative
+                self._deadline = deadline
+                self._relative_deadline = _INF
+            if now >= deadline:
+                self._cancel_at_entry()
+        if _status_class is None:  # only if _cancel.py was never imported
+            raise RuntimeError("no cancel-status class registered; import vivace first")
+        parent_obj = task._cancel_status
+        status = <CancelStatusBase>_steal(vv_scope_new_instance(<PyObject *>_status_class))
+        _status_init(status, self, parent_obj)
+        self._cancel_status = status
+        # The task moves into the new status.
+        if parent_obj is not None:
+            parent = <CancelStatusBase?>parent_obj
+            _set_discard(parent._tasks, task)
+        task._cancel_status = status
+        _set_add(status._tasks, task)
+        if status.effectively_cancelled:
+            task._attempt_delivery_of_any_pending_cancel()
+        if self._deadline != _INF and not self._cancel_called:
+            if kernel.is_guest:
+                self._update_deadline_registration()
+            else:
+                heap = runner.deadlines
+                if type(heap) is DeadlineHeap:
+                    self._heap_handle = (<DeadlineHeap>heap).c_push(self._deadline, self)
+                else:
+                    self._heap_handle = heap.push(self._deadline, self)
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        cdef CancelStatusBase status, outer
+        cdef TaskBase task
+        status_obj = self._cancel_status
+        runner = self._runner
+        if status_obj is None or runner is None:
+            return self._exit_slow(exc_type, exc_value, traceback)
+        status = <CancelStatusBase?>status_obj
+        current = (<KernelBase?>runner).current_task
+        if (
+            current is None
+            or (<KernelBase>runner).is_guest
+            or (<TaskBase?>current)._cancel_status is not status
+            or (
+                exc_value is not None
+                and status.effectively_cancelled
+                and not _parent_visible(status)
+            )
+            or status._children
+            or len(status._tasks) != 1
+        ):
+            return self._exit_slow(exc_type, exc_value, traceback)
+        task = <TaskBase>current
+        # Properly nested, nothing to catch, nothing left inside: the task moves back
+        # out, the status closes, the deadline goes.
+        _set_discard(status._tasks, task)
+        outer_obj = status._parent
+        task._cancel_status = outer_obj
+        if outer_obj is not None:
+            outer = <CancelStatusBase?>outer_obj
+            _set_add(outer._tasks, task)
+            if outer.effectively_cancelled:
+                task._attempt_delivery_of_any_pending_cancel()
+            if outer._children:
+                _set_discard(outer._children, status)
+            status._parent = None
+        self._cancel_status = None
+        handle = self._heap_handle
+        if handle is not None:
+            self._heap_handle = None
+            heap = runner.deadlines
+            if type(heap) is DeadlineHeap:
+                (<DeadlineHeap>heap).c_remove(<uint64_t>handle)
+            else:
+                heap.remove(handle)
+        # False lets an exception we do not catch propagate unchanged.
+        return exc_value is None
