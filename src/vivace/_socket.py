@@ -11,9 +11,10 @@ Design notes:
   so it can reuse a registration; ``notify_closing`` runs before every close so a task
   parked on the fd wakes with ClosedResourceError instead of hanging on a reused fd.
 - Syscalls are looked up on ``self._sock`` at call time (tests swap ``_sock``).
-- recv/send on a real stdlib socket go through the engine's ``sock_recv``/``sock_send``
-  (compiled: one C awaitable, same checkpoints); anything unusual (a swapped-in fake
-  ``_sock``, odd argument types) takes the generic ``_nonblocking`` path.
+- On a real stdlib socket, recv/send go through the engine's ``sock_recv``/``sock_send``
+  and every other non-blocking method through ``sock_call`` (compiled: one C awaitable
+  per call, same checkpoints as ``try_sync`` + wait); anything unusual (a swapped-in
+  fake ``_sock``, odd argument types) takes the generic ``try_sync`` path.
 """
 
 from __future__ import annotations
