@@ -20,8 +20,10 @@ Design notes: the sockets stay blocking because with one 1 KiB request in flight
 connection neither call can block once the selector said so: ``sendall`` of 1 KiB
 always fits an idle loopback send buffer, and ``recv`` is only called on a readable
 socket. The same client, the same interpreter and the same arguments are used for every
-server, and it imports nothing but the standard library, so it cannot favour any of
-them. It gives up after ``--max-seconds`` (result ``ok: false``).
+server, and it imports nothing but the standard library (and the harness's stdlib-only
+``_common``), so it cannot favour any of them. It gives up after ``--max-seconds``
+(result ``ok: false``). With many connections it raises its RLIMIT_NOFILE soft limit
+to the hard limit if needed.
 
 Prints one JSON line on stdout. Exit status 0 ok, 1 failed.
 """
@@ -36,6 +38,10 @@ import socket
 import sys
 import time
 import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402  (the harness's stdlib-only settings)
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -56,6 +62,7 @@ def payload(index: int, size: int) -> bytes:
 
 def run(args, port: int) -> dict:
     conns, size, pid = args.connections, args.size, args.server_pid
+    _common.raise_nofile_limit(conns + 64)  # 1,000 connections need it
     deadline = time.monotonic() + args.max_seconds
     socks, payloads = [], []
     for i in range(conns):
