@@ -99,10 +99,6 @@ def run_line(doc: dict) -> str:
 # ------------------------------------------------------------------------ formatting
 
 
-def metric_of(doc: dict, workload: str) -> str:
-    return "cpu" if doc["config"].get("cpu_time") else _common.metric_of(workload)
-
-
 def fmt_ns(x) -> str:
     if x is None:
         return "—"
@@ -320,7 +316,9 @@ def server_markdown(doc: dict, workload: str) -> list[str]:
     title, how = _server_heading(workload, [c for c in cells if c["status"] == "ok"])
     out = ["", f"## {title}", "",
            how + "server CPU is the server process's utime + stime "
-           "(`/proc/<pid>/stat`) over the same window, ÷ requests. "
+           "(`/proc/<pid>/stat`) over the same window, ÷ requests; \"of which user / "
+           "kernel\" splits it into utime (event loop, framework, interpreter, h11) and "
+           "stime (the TCP stack). "
            "req/s ratio = this row ÷ baseline; CPU ratio = baseline ÷ this row; above 1× "
            "this row is better. \"server CPU\" / \"client CPU\" = share of one core "
            "busy during the window (a client near 100 % means the client, not the "
@@ -334,9 +332,9 @@ def server_markdown(doc: dict, workload: str) -> list[str]:
         else:
             out += [f"{n:g} s of load per run", ""]
         out += ["| impl | req/s median [min–max] | req/s vs trio | vs asyncio "
-                "| vs uvloop | server CPU µs/req median [min–max] | CPU vs trio "
-                "| vs asyncio | vs uvloop | server CPU | client CPU |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "| vs uvloop | server CPU µs/req median [min–max] | of which user / "
+                "kernel | CPU vs trio | vs asyncio | vs uvloop | server CPU | client CPU |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for impl in impls:
             c = by.get(impl)
             if c is None:
@@ -346,10 +344,17 @@ def server_markdown(doc: dict, workload: str) -> list[str]:
     return out
 
 
+def _split_text(c: dict) -> str:
+    user, system = c.get("server_user_us_per_req"), c.get("server_sys_us_per_req")
+    if not user or not system:
+        return "—"
+    return f"{fmt_us(user['median'])} / {fmt_us(system['median'])}"
+
+
 def server_row(c: dict) -> str:
     name = f"**{c['impl']}**" if c["impl"] in _common.SUBJECTS else c["impl"]
     if c["status"] != "ok" or "req_per_s" not in c:
-        return f"| {name} | {c['status']} |" + " — |" * 9
+        return f"| {name} | {c['status']} |" + " — |" * 10
     r, u = c["req_per_s"], c["server_cpu_us_per_req"]
     rr, cr = c.get("req_ratios", {}), c.get("cpu_ratios", {})
     return "| " + " | ".join([
@@ -357,6 +362,7 @@ def server_row(c: dict) -> str:
         f"{fmt_rate(r['median'])} [{fmt_rate(r['min'])}–{fmt_rate(r['max'])}]",
         *(fmt_ratio(rr.get(b)) for b in _common.BASELINES),
         f"{fmt_us(u['median'])} [{fmt_us(u['min'])}–{fmt_us(u['max'])}]",
+        _split_text(c),
         *(fmt_ratio(cr.get(b)) for b in _common.BASELINES),
         f"{c['server_cpu_share'] * 100:.0f} %",
         f"{c['client_cpu_share'] * 100:.0f} %",
@@ -391,8 +397,9 @@ def scaling_markdown(doc: dict) -> str:
             unit = "CPU ns/op" if metric == "cpu" else "ns/op"
             title = f"## {w} ({unit}, median [min–max])"
             head = [f"n={s:,}" for s in sizes]
+        rss_head = "Δ RSS/conn (bytes)" if axis == "connections" else "Δ RSS/op (bytes)"
         out += [title, "", "| impl | " + " | ".join(head)
-                + " | largest ÷ smallest | Δ RSS/op (bytes) |",
+                + f" | largest ÷ smallest | {rss_head} |",
                 "|---|" + "---:|" * (len(sizes) + 2)]
         for impl in impls:
             by_n = {c["n"]: c for c in mine if c["impl"] == impl}
@@ -400,18 +407,32 @@ def scaling_markdown(doc: dict) -> str:
                                     fmt_spread, per=("n" if axis is None else "conns")))
         out.append("")
         if axis == "connections":
-            out += [f"{w}: requests per second (median [min–max]) as measured by the "
-                    "client", "", "| impl | " + " | ".join(head)
-                    + " | largest ÷ smallest |", "|---|" + "---:|" * (len(sizes) + 1)]
-            for impl in impls:
-                by_n = {c["n"]: c for c in mine if c["impl"] == impl}
-                out.append(_scaling_row(
-                    impl, sizes, by_n, lambda c: c.get("req_per_s"),
-                    lambda r: f"{fmt_rate(r['median'])} [{fmt_rate(r['min'])}–"
-                              f"{fmt_rate(r['max'])}]", per=None))
-            out.append("")
+            out += _connection_tables(w, mine, sizes, head, impls)
     out += _notes(doc, scaling=True) + [""]
     return "\n".join(out)
+
+
+def _connection_tables(w, mine, sizes, head, impls) -> list[str]:
+    """echo --scaling: the server CPU split into user space and kernel, and req/s."""
+    out = []
+    tables = [
+        (f"{w}: of which user-space CPU µs per request (event loop, framework, "
+         "interpreter; utime)", "server_user_us_per_req", fmt_us),
+        (f"{w}: of which kernel CPU µs per request (TCP stack, epoll; stime)",
+         "server_sys_us_per_req", fmt_us),
+        (f"{w}: requests per second as measured by the client", "req_per_s", fmt_rate),
+    ]
+    for title, key, fmt in tables:
+        out += [title + " (median [min–max])", "", "| impl | " + " | ".join(head)
+                + " | largest ÷ smallest |", "|---|" + "---:|" * (len(sizes) + 1)]
+        for impl in impls:
+            by_n = {c["n"]: c for c in mine if c["impl"] == impl}
+            out.append(_scaling_row(
+                impl, sizes, by_n, lambda c, key=key: c.get(key),
+                lambda r, fmt=fmt: f"{fmt(r['median'])} [{fmt(r['min'])}–{fmt(r['max'])}]",
+                per=None))
+        out.append("")
+    return out
 
 
 def _scaling_row(impl, sizes, by_n, pick, fmt, per) -> str:
@@ -421,7 +442,8 @@ def _scaling_row(impl, sizes, by_n, pick, fmt, per) -> str:
     for size in sizes:
         c = by_n.get(size)
         value = pick(c) if c and c["status"] == "ok" else None
-        row.append(fmt(value) if value else (c["status"] if c else "—"))
+        row.append(fmt(value) if value else
+                   (c["status"] if c and c["status"] != "ok" else "—"))
         meds.append(value["median"] if value else None)
     flat = fmt_ratio(meds[-1] / meds[0]) if meds[0] and meds[-1] else "—"
     line = f"| {impl} | " + " | ".join(row) + f" | {flat} |"

@@ -220,6 +220,9 @@ def server_record(workload: str, requests: int, res: dict, load: dict) -> dict:
         "cpu_ns_per_op": cpu_ns,
         "req_per_s": requests / window,
         "server_cpu_us_per_req": server_cpu * 1e6 / requests,
+        # user space (the event loop, the framework, Python) vs kernel (the TCP stack)
+        "server_user_us_per_req": res["server_user_s"] * 1e6 / requests,
+        "server_sys_us_per_req": res["server_sys_s"] * 1e6 / requests,
         "server_cpu_share": server_cpu / window,
         "client_cpu_s": res["client_cpu_s"],
         "client_cpu_share": res["client_cpu_s"] / window,

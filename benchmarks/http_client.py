@@ -52,7 +52,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import _common  # noqa: E402  (stdlib-only shared settings)
-from echo_client import _CLK_TCK, server_cpu_s  # noqa: E402
+from echo_client import _CLK_TCK, server_cpu_fields, server_cpu_times  # noqa: E402
 
 WRK_SCRIPT = HERE / "wrk_report.lua"
 
@@ -114,10 +114,10 @@ def wrk_load(args, port: int) -> dict:
     cmd = [wrk, "-t", "1", "-c", str(args.connections), "-d", f"{args.duration}s",
            "--timeout", "10s", "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}/"]
     child0 = children_cpu_s()
-    cpu0 = server_cpu_s(args.server_pid)
+    cpu0 = server_cpu_times(args.server_pid)
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=args.duration + _common.HTTP_EXTRA_SECONDS)
-    cpu1 = server_cpu_s(args.server_pid)
+    cpu1 = server_cpu_times(args.server_pid)
     child1 = children_cpu_s()
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -130,7 +130,7 @@ def wrk_load(args, port: int) -> dict:
     if res["requests"] < 1:
         raise AssertionError("wrk completed no request")
     window = res["duration_us"] / 1e6
-    return {"requests": res["requests"], "window_s": window, "server_cpu_s": cpu1 - cpu0,
+    return {"requests": res["requests"], "window_s": window, **server_cpu_fields(cpu0, cpu1),
             "client_cpu_s": child1 - child0, "in_flight_at_end": None,
             "latency_p50_us": res["latency_p50_us"], "latency_p99_us": res["latency_p99_us"],
             "wrk_output": proc.stdout.strip().splitlines()[:12]}
@@ -174,7 +174,7 @@ def python_load(args, port: int, body: bytes) -> dict:
     counted = drained = 0
     perf = time.perf_counter
 
-    cpu0 = server_cpu_s(pid)
+    cpu0 = server_cpu_times(pid)
     ccpu0 = time.process_time()
     t0 = perf()
     end = t0 + args.duration
@@ -218,7 +218,7 @@ def python_load(args, port: int, body: bytes) -> dict:
                     counted += 1
                     key.fileobj.sendall(request)
                     continue
-                t1, ccpu1, cpu1 = now, time.process_time(), server_cpu_s(pid)
+                t1, ccpu1, cpu1 = now, time.process_time(), server_cpu_times(pid)
             drained += 1
             in_flight -= 1
     sel.close()
@@ -226,7 +226,7 @@ def python_load(args, port: int, body: bytes) -> dict:
         s.close()
     if counted < 1:
         raise AssertionError("no request completed within the duration")
-    return {"requests": counted, "window_s": t1 - t0, "server_cpu_s": cpu1 - cpu0,
+    return {"requests": counted, "window_s": t1 - t0, **server_cpu_fields(cpu0, cpu1),
             "client_cpu_s": ccpu1 - ccpu0, "in_flight_at_end": drained}
 
 

@@ -226,6 +226,8 @@ def summarize(workload, n, impl, recs, error, metric) -> dict:
         cell.update(
             req_per_s=spread([r["req_per_s"] for r in recs]),
             server_cpu_us_per_req=spread([r["server_cpu_us_per_req"] for r in recs]),
+            server_user_us_per_req=spread([r["server_user_us_per_req"] for r in recs]),
+            server_sys_us_per_req=spread([r["server_sys_us_per_req"] for r in recs]),
             server_cpu_share=statistics.median(r["server_cpu_share"] for r in recs),
             client_cpu_share=statistics.median(r["client_cpu_share"] for r in recs),
             requests=spread([r["requests"] for r in recs]),
