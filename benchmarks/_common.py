@@ -32,6 +32,7 @@ WORKLOADS = (
     "channel_throughput",
     "lock_contention",
     "echo",
+    "http",
 )
 
 DEFAULT_SIZES = {
@@ -45,7 +46,12 @@ DEFAULT_SIZES = {
     "channel_throughput": 100_000,  # items
     "lock_contention": 100_000,  # acquisitions, over LOCK_TASKS tasks
     "echo": 100_000,  # measured round trips over ECHO_CONNECTIONS connections
+    "http": 10,  # SECONDS of load (the load generator is duration-based), not a count
 }
+# Where "size / QUICK_DIVISOR" or SMOKE_N does not fit (http's size is a duration in
+# whole seconds: wrk takes no fractions).
+QUICK_SIZES = {"http": 1}  # keeps --quick under 2 minutes on a busy 2-core machine
+SMOKE_SIZES = {"http": 1}
 QUICK_DIVISOR = 10
 DEFAULT_RUNS = 7
 QUICK_RUNS = 3
@@ -57,9 +63,15 @@ SCALING_SIZES = {
     "checkpoint": (1_000, 10_000, 100_000, 1_000_000),
     "spawn": (1_000, 10_000, 100_000),
     "timers": (1_000, 10_000, 100_000, 1_000_000),
+    "echo": (10, 100, 1_000),  # concurrent connections (see SCALING_AXIS)
 }
 # --scaling --quick drops the 1,000,000 points.
 QUICK_SCALING_MAX = 100_000
+# Scaled workloads whose scaling size is not n: echo scales the number of concurrent
+# connections, each point measuring the same number of round trips (n below).
+SCALING_AXIS = {"echo": "connections"}
+ECHO_SCALING_REQUESTS = 50_000
+QUICK_ECHO_SCALING_REQUESTS = 20_000
 
 # Sleepers in the ``timers`` workload sleep a uniformly random delay in this range, so
 # that every one of them really expires through the deadline heap and the heap sees
@@ -84,16 +96,75 @@ LOCK_TASKS = 10
 ECHO_CONNECTIONS = 50
 ECHO_SIZE = 1024
 ECHO_MAX_SECONDS = 120.0
+# The listen backlog of the echo and http servers, passed explicitly on both sides
+# (asyncio's default is 100, trio's the OS maximum): large enough that the 1,000
+# connections of the scaling run never wait for a SYN retransmit.
+LISTEN_BACKLOG = 1024
 
 
-def echo_warmup(n: int) -> int:
-    return min(n, 2_000)
+def echo_warmup(n: int, connections: int = ECHO_CONNECTIONS) -> int:
+    return min(n, max(2_000, 2 * connections))
 
 
-def echo_config(n: int) -> dict:
+def echo_config(n: int, connections: int | None = None) -> dict:
     """The ``echo`` server's settings; identical for every implementation."""
-    return {"connections": ECHO_CONNECTIONS, "size": ECHO_SIZE,
-            "warmup": echo_warmup(n), "max_seconds": ECHO_MAX_SECONDS}
+    conns = connections or ECHO_CONNECTIONS
+    return {"connections": conns, "size": ECHO_SIZE, "warmup": echo_warmup(n, conns),
+            "max_seconds": ECHO_MAX_SECONDS, "backlog": LISTEN_BACKLOG}
+
+
+# ``http``: an HTTP/1.1 hello-world server built on h11 (the same sans-I/O parser on
+# every side, so the parsing cost is identical) in the worker process, loaded over
+# loopback for n SECONDS by a separate process: ``wrk`` when it is installed, else
+# ``http_client.py`` (stdlib only). HTTP_CONNECTIONS keep-alive connections, one
+# request in flight on each. Every response is "200 OK" with HTTP_BODY.
+HTTP_CONNECTIONS = 50
+HTTP_BODY = b"Hello, world!"
+HTTP_SHUTDOWN_TARGET = b"/shutdown"
+# Keep-alive requests on one connection, checked field by field with http.client
+# before the load (they also warm the server's code path up).
+HTTP_PROBE_REQUESTS = 20
+# The load generator gives up this long after the duration; the server stops by
+# itself HTTP_GRACE_SECONDS later than that.
+HTTP_EXTRA_SECONDS = 60.0
+HTTP_GRACE_SECONDS = 10.0
+HTTP_CLIENTS = ("auto", "wrk", "python")
+
+
+def http_config(seconds: int, connections: int | None = None) -> dict:
+    """The ``http`` server's settings; identical for every implementation."""
+    return {"connections": connections or HTTP_CONNECTIONS, "duration_s": seconds,
+            "body": HTTP_BODY, "shutdown_target": HTTP_SHUTDOWN_TARGET,
+            "backlog": LISTEN_BACKLOG,
+            "max_seconds": seconds + HTTP_EXTRA_SECONDS + HTTP_GRACE_SECONDS}
+
+
+def raise_nofile_limit(needed: int) -> None:
+    """Raise RLIMIT_NOFILE's soft limit (up to the hard limit) if it is below *needed*.
+
+    A server or client with 1,000 connections needs more than the common default soft
+    limit of 1,024 descriptors. Raises OSError if even the hard limit is too low.
+    """
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    infinity = resource.RLIM_INFINITY
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == infinity or soft >= needed:
+        return
+    if hard != infinity and hard < needed:
+        raise OSError(f"RLIMIT_NOFILE: {needed} descriptors needed, hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == infinity else hard, hard))
+
+
+def size_label(workload: str, n: int, axis: str | None = None) -> str:
+    """How a cell's size reads in tables: a count, a duration, or a connection count."""
+    if axis == "connections":
+        return f"{n:,} conns"
+    if workload == "http":
+        return f"{n:g} s"
+    return f"{n:,}"
 
 
 # Which clock a workload's headline ns/op comes from. "wall" is perf_counter around the
@@ -102,6 +173,9 @@ def echo_config(n: int) -> dict:
 # op), which would swamp the cost of the deadline machinery at small n. Both clocks are
 # always recorded in latest.json.
 METRIC = {"timers": "cpu"}
+# Workloads served to a separate client process: their ns/op is per request, their
+# extra figures (req/s, server CPU per request) come from the client's window.
+SERVER_WORKLOADS = ("echo", "http")
 
 # One line per workload for the Markdown notes and the README.
 DESCRIPTIONS = {
@@ -134,6 +208,11 @@ DESCRIPTIONS = {
     "time of the client's measured window (= 1 / req/s). trio API: `trio.serve_tcp` + "
     "`SocketStream.receive_some` / `send_all`; asyncio: `asyncio.start_server` + "
     "`reader.read` / `writer.write` + `drain`",
+    "http": f"HTTP/1.1 hello-world server (h11 on both sides) over loopback, "
+    f"{HTTP_CONNECTIONS} keep-alive connections, n = seconds of load from `wrk` (or the "
+    "stdlib `http_client.py` where wrk is missing); per request, wall time "
+    "(= 1 / req/s). trio API: `trio.serve_tcp` + `receive_some` / `send_all`; asyncio: "
+    "`asyncio.start_server` + `reader.read` / `writer.write` + `drain`",
 }
 
 # Environment variables that change interpreter or event-loop speed; the runner strips

@@ -99,10 +99,6 @@ def run_line(doc: dict) -> str:
 # ------------------------------------------------------------------------ formatting
 
 
-def metric_of(doc: dict, workload: str) -> str:
-    return "cpu" if doc["config"].get("cpu_time") else _common.metric_of(workload)
-
-
 def fmt_ns(x) -> str:
     if x is None:
         return "—"
@@ -129,11 +125,26 @@ def cell_text(cell: dict) -> str:
     return cell["status"]  # "n/a" or "error"
 
 
+def size_text(cell_or_workload, n=None, axis=None) -> str:
+    """A cell's size as the tables show it ("200,000", "10 s", "1,000 conns")."""
+    if isinstance(cell_or_workload, dict):
+        c = cell_or_workload
+        return _common.size_label(c["workload"], c["n"], c.get("axis"))
+    return _common.size_label(cell_or_workload, n, axis)
+
+
 def progress_line(workload, n, cells) -> str:
     here = [c for c in cells if c["workload"] == workload and c["n"] == n]
     parts = [f"{c['impl']} " + (fmt_ns(c["ns_per_op"]["median"]) if c["status"] == "ok"
                                  else c["status"]) for c in here]
-    return f"{workload} n={n:,}: " + ", ".join(parts) + " ns/op"
+    label = size_text(here[0]) if here else size_text(workload, n)
+    extra = ""
+    if workload in _common.SERVER_WORKLOADS:
+        rates = [f"{c['impl']} {fmt_rate(c['req_per_s']['median'])}" for c in here
+                 if c["status"] == "ok" and "req_per_s" in c]
+        extra = " | req/s: " + ", ".join(rates)
+    unit = "CPU ns/op" if here and here[0].get("metric") == "cpu" else "ns/op"
+    return f"{workload} {label}: " + ", ".join(parts) + f" {unit}" + extra
 
 
 def overhead_line(doc: dict) -> str | None:
@@ -187,13 +198,28 @@ def _notes(doc: dict, scaling: bool = False) -> list[str]:
         lines.append("- `timers` ns/op is CPU time (process_time), because its wall time "
                      f"includes up to {_common.TIMER_MAX_DELAY * 1000:g} ms spent idle "
                      "waiting for the deadlines; wall-clock figures are in the JSON.")
-    if "echo" in workloads:
-        what = ("server CPU time per round trip" if doc["config"].get("cpu_time") else
-                "wall time per round trip in the client's measured window (1e9 ÷ req/s), "
-                "so its \"vs\" ratios are req/s ratios")
-        lines.append(f"- `echo` ns/op is {what}; req/s and server CPU per request are "
-                     "in the TCP echo section (CPU time has clock-tick resolution, "
-                     f"1/{_clk_tck()} s).")
+    served = [w for w in _common.SERVER_WORKLOADS if w in workloads]
+    if served and scaling:
+        lines.append(f"- `echo` in --scaling: each point is "
+                     f"{_common.ECHO_SCALING_REQUESTS:,} measured round trips "
+                     f"({_common.QUICK_ECHO_SCALING_REQUESTS:,} with --quick) of "
+                     f"{_common.ECHO_SIZE:,} B over 10, 100 or 1,000 concurrent "
+                     "connections; the cost is the server's CPU time (utime + stime) per "
+                     "round trip, in ns, with clock-tick resolution "
+                     f"(1/{_clk_tck()} s). Client and server raise their RLIMIT_NOFILE "
+                     "soft limit to the hard limit when needed.")
+    elif served:
+        names = " and ".join(f"`{w}`" for w in served)
+        what = ("server CPU time per request" if doc["config"].get("cpu_time") else
+                "wall time per request in the load generator's measured window "
+                "(1e9 ÷ req/s), so its \"vs\" ratios are req/s ratios")
+        lines.append(f"- {names} ns/op is {what}; req/s and server CPU per request are "
+                     "in their own sections below the tables (CPU time has clock-tick "
+                     f"resolution, 1/{_clk_tck()} s).")
+    if "http" in workloads and not scaling:
+        lines.append("- `http` size is seconds of load, not a count; the number of "
+                     "requests is whatever the server managed in that time (in the JSON "
+                     "as `requests`).")
     bad = [(i, p.get("error")) for i, p in doc["impls"].items() if not p.get("available")]
     for impl, err in bad:
         lines.append(f"- n/a `{impl}`: {err}")
@@ -224,7 +250,7 @@ def markdown(doc: dict) -> str:
             c = by.get((w, n, impl))
             row.append(fmt_ns(c["ns_per_op"]["median"]) if c and c["status"] == "ok"
                        else (c["status"] if c else "—"))
-        out.append(f"| {w} | {n:,} | " + " | ".join(row) + " |")
+        out.append(f"| {w} | {size_text(w, n)} | " + " | ".join(row) + " |")
 
     out += ["", "## Detail", "",
             "| workload | n | impl | ns/op median [min–max] | vs trio | vs asyncio "
@@ -237,13 +263,14 @@ def markdown(doc: dict) -> str:
                 continue
             ratios = c.get("ratios", {})
             out.append("| " + " | ".join([
-                w, f"{n:,}", f"**{impl}**" if impl in _common.SUBJECTS else impl,
+                w, size_text(w, n), f"**{impl}**" if impl in _common.SUBJECTS else impl,
                 cell_text(c),
                 *(fmt_ratio(ratios.get(b)) if c["status"] == "ok" else "—"
                   for b in _common.BASELINES),
                 fmt_mib(c.get("peak_rss_kib")), fmt_mib(c.get("rss_delta_kib")),
             ]) + " |")
-    out += echo_markdown(doc)
+    for w in _common.SERVER_WORKLOADS:
+        out += server_markdown(doc, w)
     out += [""] + _notes(doc) + [""]
     return "\n".join(out)
 
@@ -256,52 +283,90 @@ def fmt_us(x) -> str:
     return "—" if x is None else (f"{x:.1f}" if x < 100 else f"{x:,.0f}")
 
 
-def echo_markdown(doc: dict) -> list[str]:
-    """The ``echo`` section: req/s and server CPU per request, with both ratios."""
-    cells = [c for c in doc["cells"] if c["workload"] == "echo"]
+def _server_heading(workload: str, cells: list) -> tuple[str, str]:
+    """(section title, how-it-was-measured paragraph) for echo / http."""
+    load = next((c["load"] for c in cells if c.get("load")), {})
+    if workload == "echo":
+        conns = load.get("connections", _common.ECHO_CONNECTIONS)
+        size = load.get("size", _common.ECHO_SIZE)
+        return (f"TCP echo: {conns} connections × {size:,} B over loopback, neutral "
+                "stdlib client",
+                "Throughput is measured by the client (the same stdlib `selectors` + "
+                "blocking sockets process for every server); ")
+    tools = sorted({c["load"]["tool"] for c in cells if c.get("load")})
+    tool = " / ".join(tools) or "—"
+    conns = load.get("connections", _common.HTTP_CONNECTIONS)
+    what = ("`wrk -t 1` (C, one thread; its own totals)" if tools == ["wrk"] else
+            "`http_client.py` (the stdlib fallback client: wrk was not installed)"
+            if tools == ["python"] else f"load generators {tool}")
+    return (f"HTTP/1.1 hello world (h11): {conns} keep-alive connections over loopback, "
+            f"load from {tool}",
+            f"Throughput is measured by {what}; every server first answered "
+            f"{load.get('probe_requests', _common.HTTP_PROBE_REQUESTS)} keep-alive probe "
+            "requests checked field by field, and any load-generator error (socket "
+            "errors, non-2xx responses) or count mismatch fails the run; ")
+
+
+def server_markdown(doc: dict, workload: str) -> list[str]:
+    """The echo / http section: req/s and server CPU per request, with both ratios."""
+    cells = [c for c in doc["cells"] if c["workload"] == workload]
     if not cells:
         return []
     impls = doc["config"]["impls"]
-    cfg = next((c["echo"] for c in cells if c.get("echo")), None) or {
-        "connections": _common.ECHO_CONNECTIONS, "size": _common.ECHO_SIZE}
-    out = ["", f"## TCP echo: {cfg['connections']} connections × {cfg['size']:,} B over "
-           "loopback, neutral stdlib client", "",
-           "Throughput is measured by the client (the same stdlib `selectors` + blocking "
-           "sockets process for every server); server CPU is the server process's "
-           "utime + stime (`/proc/<pid>/stat`) over the same window, ÷ requests. "
+    title, how = _server_heading(workload, [c for c in cells if c["status"] == "ok"])
+    out = ["", f"## {title}", "",
+           how + "server CPU is the server process's utime + stime "
+           "(`/proc/<pid>/stat`) over the same window, ÷ requests; \"of which user / "
+           "kernel\" splits it into utime (event loop, framework, interpreter, h11) and "
+           "stime (the TCP stack). "
            "req/s ratio = this row ÷ baseline; CPU ratio = baseline ÷ this row; above 1× "
            "this row is better. \"server CPU\" / \"client CPU\" = share of one core "
            "busy during the window (a client near 100 % means the client, not the "
            "server, limited req/s).", ""]
     for n in sorted({c["n"] for c in cells}):
         by = {c["impl"]: c for c in cells if c["n"] == n}
-        out += [f"n = {n:,} round trips per run (plus "
-                f"{_common.echo_warmup(n):,} unmeasured warm-up)", "",
-                "| impl | req/s median [min–max] | req/s vs trio | vs asyncio "
-                "| vs uvloop | server CPU µs/req median [min–max] | CPU vs trio "
-                "| vs asyncio | vs uvloop | server CPU | client CPU |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        if workload == "echo":
+            load = next((c["load"] for c in by.values() if c.get("load")), {})
+            warm = load.get("warmup", _common.echo_warmup(n))
+            out += [f"n = {n:,} round trips per run (plus {warm:,} unmeasured warm-up)", ""]
+        else:
+            out += [f"{n:g} s of load per run", ""]
+        out += ["| impl | req/s median [min–max] | req/s vs trio | vs asyncio "
+                "| vs uvloop | server CPU µs/req median [min–max] | of which user / "
+                "kernel | CPU vs trio | vs asyncio | vs uvloop | server CPU | client CPU |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for impl in impls:
             c = by.get(impl)
             if c is None:
                 continue
-            name = f"**{impl}**" if impl in _common.SUBJECTS else impl
-            if c["status"] != "ok" or "req_per_s" not in c:
-                out.append(f"| {name} | {c['status']} |" + " — |" * 9)
-                continue
-            r, u = c["req_per_s"], c["server_cpu_us_per_req"]
-            rr, cr = c.get("req_ratios", {}), c.get("cpu_ratios", {})
-            out.append("| " + " | ".join([
-                name,
-                f"{fmt_rate(r['median'])} [{fmt_rate(r['min'])}–{fmt_rate(r['max'])}]",
-                *(fmt_ratio(rr.get(b)) for b in _common.BASELINES),
-                f"{fmt_us(u['median'])} [{fmt_us(u['min'])}–{fmt_us(u['max'])}]",
-                *(fmt_ratio(cr.get(b)) for b in _common.BASELINES),
-                f"{c['server_cpu_share'] * 100:.0f} %",
-                f"{c['client_cpu_share'] * 100:.0f} %",
-            ]) + " |")
+            out.append(server_row(c))
         out.append("")
     return out
+
+
+def _split_text(c: dict) -> str:
+    user, system = c.get("server_user_us_per_req"), c.get("server_sys_us_per_req")
+    if not user or not system:
+        return "—"
+    return f"{fmt_us(user['median'])} / {fmt_us(system['median'])}"
+
+
+def server_row(c: dict) -> str:
+    name = f"**{c['impl']}**" if c["impl"] in _common.SUBJECTS else c["impl"]
+    if c["status"] != "ok" or "req_per_s" not in c:
+        return f"| {name} | {c['status']} |" + " — |" * 10
+    r, u = c["req_per_s"], c["server_cpu_us_per_req"]
+    rr, cr = c.get("req_ratios", {}), c.get("cpu_ratios", {})
+    return "| " + " | ".join([
+        name,
+        f"{fmt_rate(r['median'])} [{fmt_rate(r['min'])}–{fmt_rate(r['max'])}]",
+        *(fmt_ratio(rr.get(b)) for b in _common.BASELINES),
+        f"{fmt_us(u['median'])} [{fmt_us(u['min'])}–{fmt_us(u['max'])}]",
+        _split_text(c),
+        *(fmt_ratio(cr.get(b)) for b in _common.BASELINES),
+        f"{c['server_cpu_share'] * 100:.0f} %",
+        f"{c['client_cpu_share'] * 100:.0f} %",
+    ]) + " |"
 
 
 def scaling_markdown(doc: dict) -> str:
@@ -309,33 +374,84 @@ def scaling_markdown(doc: dict) -> str:
     impls = doc["config"]["impls"]
     out = ["# vivace scaling", "", machine_line(doc), "", run_line(doc), "",
            "Per-operation cost should not grow with n: the run queue is O(1) per step "
-           "and the deadline heap O(log n) per timer. \"largest ÷ smallest\" is the "
-           "ns/op at the largest n over the ns/op at the smallest n (1.00× = flat). "
-           "Δ RSS/op is the worker's RSS growth during the largest run, per op.", ""]
+           "and the deadline heap O(log n) per timer; an echo request should cost the "
+           "server the same whether 10 or 1,000 connections are open. \"largest ÷ "
+           "smallest\" is the cost at the largest size over the cost at the smallest "
+           "(1.00× = flat). Δ RSS/op is the worker's RSS growth during the largest run, "
+           "per op (per connection for echo).", ""]
     for w in doc["config"]["workloads"]:
-        sizes = sorted({c["n"] for c in cells if c["workload"] == w})
+        mine = [c for c in cells if c["workload"] == w]
+        sizes = sorted({c["n"] for c in mine})
         if not sizes:
             continue
-        metric = "CPU ns/op" if metric_of(doc, w) == "cpu" else "ns/op"
-        out += [f"## {w} ({metric}, median [min–max])", "",
-                "| impl | " + " | ".join(f"n={s:,}" for s in sizes)
-                + " | largest ÷ smallest | Δ RSS/op (bytes) |",
+        axis = next((c.get("axis") for c in mine if c.get("axis")), None)
+        metric = next((c["metric"] for c in mine if c.get("metric")), "wall")
+        if axis == "connections":
+            requests = next((c["requests"]["median"] for c in mine if c.get("requests")),
+                            None)
+            per_run = f"{requests:,.0f} round trips per run" if requests else ""
+            title = (f"## {w}: server CPU ns per request vs open connections (median "
+                     f"[min–max]; {per_run})")
+            head = [f"{s:,} conns" for s in sizes]
+        else:
+            unit = "CPU ns/op" if metric == "cpu" else "ns/op"
+            title = f"## {w} ({unit}, median [min–max])"
+            head = [f"n={s:,}" for s in sizes]
+        rss_head = "Δ RSS/conn (bytes)" if axis == "connections" else "Δ RSS/op (bytes)"
+        out += [title, "", "| impl | " + " | ".join(head)
+                + f" | largest ÷ smallest | {rss_head} |",
                 "|---|" + "---:|" * (len(sizes) + 2)]
         for impl in impls:
-            row, meds = [], []
-            by_n = {c["n"]: c for c in cells if c["workload"] == w and c["impl"] == impl}
-            for s in sizes:
-                c = by_n.get(s)
-                row.append(cell_text(c) if c else "—")
-                meds.append(c["ns_per_op"]["median"] if c and c["status"] == "ok" else None)
-            flat = (fmt_ratio(meds[-1] / meds[0]) if meds[0] and meds[-1] else "—")
-            big = by_n.get(sizes[-1])
-            per_op = (f"{big['rss_delta_kib'] * 1024 / big['n']:,.0f}"
-                      if big and big["status"] == "ok" else "—")
-            out.append(f"| {impl} | " + " | ".join(row) + f" | {flat} | {per_op} |")
+            by_n = {c["n"]: c for c in mine if c["impl"] == impl}
+            out.append(_scaling_row(impl, sizes, by_n, lambda c: c["ns_per_op"],
+                                    fmt_spread, per=("n" if axis is None else "conns")))
         out.append("")
+        if axis == "connections":
+            out += _connection_tables(w, mine, sizes, head, impls)
     out += _notes(doc, scaling=True) + [""]
     return "\n".join(out)
+
+
+def _connection_tables(w, mine, sizes, head, impls) -> list[str]:
+    """echo --scaling: the server CPU split into user space and kernel, and req/s."""
+    out = []
+    tables = [
+        (f"{w}: of which user-space CPU µs per request (event loop, framework, "
+         "interpreter; utime)", "server_user_us_per_req", fmt_us),
+        (f"{w}: of which kernel CPU µs per request (TCP stack, epoll; stime)",
+         "server_sys_us_per_req", fmt_us),
+        (f"{w}: requests per second as measured by the client", "req_per_s", fmt_rate),
+    ]
+    for title, key, fmt in tables:
+        out += [title + " (median [min–max])", "", "| impl | " + " | ".join(head)
+                + " | largest ÷ smallest |", "|---|" + "---:|" * (len(sizes) + 1)]
+        for impl in impls:
+            by_n = {c["n"]: c for c in mine if c["impl"] == impl}
+            out.append(_scaling_row(
+                impl, sizes, by_n, lambda c, key=key: c.get(key),
+                lambda r, fmt=fmt: f"{fmt(r['median'])} [{fmt(r['min'])}–{fmt(r['max'])}]",
+                per=None))
+        out.append("")
+    return out
+
+
+def _scaling_row(impl, sizes, by_n, pick, fmt, per) -> str:
+    """One implementation's row: value per size, largest ÷ smallest, and (per="n" or
+    "conns") the RSS growth of the largest run per op or per connection."""
+    row, meds = [], []
+    for size in sizes:
+        c = by_n.get(size)
+        value = pick(c) if c and c["status"] == "ok" else None
+        row.append(fmt(value) if value else
+                   (c["status"] if c and c["status"] != "ok" else "—"))
+        meds.append(value["median"] if value else None)
+    flat = fmt_ratio(meds[-1] / meds[0]) if meds[0] and meds[-1] else "—"
+    line = f"| {impl} | " + " | ".join(row) + f" | {flat} |"
+    if per is not None:
+        big = by_n.get(sizes[-1])
+        line += (f" {big['rss_delta_kib'] * 1024 / big['n']:,.0f} |"
+                 if big and big["status"] == "ok" else " — |")
+    return line
 
 
 def smoke_summary(cells) -> str:
@@ -413,7 +529,9 @@ def chart(doc: dict, path) -> str | None:
     _ratio_ticks(ax)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(plan)))
-    ax.set_xticklabels([f"{w}\nn={n:,}" for w, n in plan], fontsize=8)
+    ax.set_xticklabels([f"{w}\n{size_text(w, n)}"
+                        + ("\n(req/s)" if w in _common.SERVER_WORKLOADS else "")
+                        for w, n in plan], fontsize=8)
     ax.set_xlim(-0.6, len(plan) - 0.4)
     ax.set_ylabel("speedup (×, log scale)")
     ax.set_title(title, fontsize=10)
@@ -442,10 +560,14 @@ def scaling_chart(doc: dict, path) -> str | None:
                          and c["status"] == "ok")
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=impl)
+        mine = [c for c in doc["cells"] if c["workload"] == w]
+        axis = next((c.get("axis") for c in mine if c.get("axis")), None)
+        metric = next((c["metric"] for c in mine if c.get("metric")), "wall")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("n")
-        ax.set_ylabel("CPU ns/op" if metric_of(doc, w) == "cpu" else "ns/op")
+        ax.set_xlabel("open connections" if axis == "connections" else "n")
+        ax.set_ylabel("server CPU ns/request" if axis == "connections" else
+                      "CPU ns/op" if metric == "cpu" else "ns/op")
         ax.set_title(w)
         ax.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)

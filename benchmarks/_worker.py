@@ -21,6 +21,7 @@ import importlib.machinery
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -150,25 +151,20 @@ def run_overhead(run, wl, repeat: int = 5) -> float:
     return best
 
 
-CLIENT = HERE / "echo_client.py"
+ECHO_CLIENT = HERE / "echo_client.py"
+HTTP_CLIENT = HERE / "http_client.py"
 
 
-def measure_echo(run, wl, n: int, gc_off: bool = False) -> dict:
-    """``echo``: this process is the server; ``echo_client.py`` (a separate, stdlib-only
-    process, the same for every implementation) drives it and times the window.
+def serve_for_client(run, fn, n: int, cfg: dict, client_cmd: list, gc_off: bool):
+    """Run server workload *fn* in this process while *client_cmd* drives it.
 
     The client is started first and waits for the port on its stdin; the server's
-    ``run(...)`` announces it once listening and returns when the client has closed all
-    its connections. Throughput and the server's CPU time (read by the client from
-    /proc/<this pid>/stat at the window's edges) come from the client's measured window
-    only: start-up, connecting and the warm-up round trips are outside it.
+    ``run(...)`` announces it once listening (``cfg["announce"]``) and returns when the
+    client is done. Returns (the server's return value, the client's JSON result,
+    extra record fields). Raises if the client failed.
     """
-    cfg = _common.echo_config(n)
-    cmd = [sys.executable, str(CLIENT), "--server-pid", str(os.getpid()),
-           "--requests", str(n), "--warmup", str(cfg["warmup"]),
-           "--connections", str(cfg["connections"]), "--size", str(cfg["size"]),
-           "--max-seconds", str(cfg["max_seconds"])]
-    client = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    _common.raise_nofile_limit(cfg["connections"] + 64)
+    client = subprocess.Popen(client_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd=str(HERE))
 
     def announce(port: int) -> None:
@@ -183,7 +179,7 @@ def measure_echo(run, wl, n: int, gc_off: bool = False) -> dict:
         if gc_off:
             gc.disable()
         c0 = time.process_time()
-        echoed, served = run(wl.echo, n, data)
+        served = run(fn, n, data)
         c1 = time.process_time()
         gc.enable()
     finally:
@@ -198,11 +194,57 @@ def measure_echo(run, wl, n: int, gc_off: bool = False) -> dict:
     rss_peak = maxrss_kib()
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:
-        raise RuntimeError(f"echo client exited {client.returncode} without a result: "
-                           f"{err.strip()[-300:]}")
+        raise RuntimeError(f"{Path(client_cmd[1]).name} exited {client.returncode} "
+                           f"without a result: {err.strip()[-300:]}")
     res = json.loads(lines[-1])
     if not res.get("ok"):
-        raise RuntimeError(res.get("error") or "echo client failed")
+        raise RuntimeError(res.get("error") or "the client failed")
+    extra = {"server_cpu_whole_run_s": c1 - c0, "rss_before_kib": rss_before,
+             "peak_rss_kib": rss_peak, "rss_delta_kib": rss_peak - rss_before}
+    return served, res, extra
+
+
+def server_record(workload: str, requests: int, res: dict, load: dict) -> dict:
+    """The fields every client-driven workload reports, from the client's window."""
+    window, server_cpu = res["window_s"], res["server_cpu_s"]
+    metric = _common.metric_of(workload)
+    wall_ns, cpu_ns = window * 1e9 / requests, server_cpu * 1e9 / requests
+    return {
+        "workload": workload,
+        "metric": metric,
+        "requests": requests,
+        "elapsed_s": window,
+        "cpu_s": server_cpu,
+        "ns_per_op": cpu_ns if metric == "cpu" else wall_ns,
+        "wall_ns_per_op": wall_ns,
+        "cpu_ns_per_op": cpu_ns,
+        "req_per_s": requests / window,
+        "server_cpu_us_per_req": server_cpu * 1e6 / requests,
+        # user space (the event loop, the framework, Python) vs kernel (the TCP stack)
+        "server_user_us_per_req": res["server_user_s"] * 1e6 / requests,
+        "server_sys_us_per_req": res["server_sys_s"] * 1e6 / requests,
+        "server_cpu_share": server_cpu / window,
+        "client_cpu_s": res["client_cpu_s"],
+        "client_cpu_share": res["client_cpu_s"] / window,
+        "clk_tck": res["clk_tck"],
+        "load": load,
+    }
+
+
+def measure_echo(run, wl, n: int, gc_off: bool = False, connections=None) -> dict:
+    """``echo``: this process is the server; ``echo_client.py`` (a separate, stdlib-only
+    process, the same for every implementation) drives it and times the window.
+
+    Throughput and the server's CPU time (read by the client from /proc/<this
+    pid>/stat at the window's edges) come from the client's measured window only:
+    start-up, connecting and the warm-up round trips are outside it.
+    """
+    cfg = _common.echo_config(n, connections)
+    cmd = [sys.executable, str(ECHO_CLIENT), "--server-pid", str(os.getpid()),
+           "--requests", str(n), "--warmup", str(cfg["warmup"]),
+           "--connections", str(cfg["connections"]), "--size", str(cfg["size"]),
+           "--max-seconds", str(cfg["max_seconds"])]
+    (echoed, served), res, extra = serve_for_client(run, wl.echo, n, cfg, cmd, gc_off)
     # Not timed: the server really echoed what the client counted, on every connection.
     if served != cfg["connections"] or res["connections"] != cfg["connections"]:
         raise AssertionError(f"echo: server saw {served} connections closed, expected "
@@ -211,39 +253,65 @@ def measure_echo(run, wl, n: int, gc_off: bool = False) -> dict:
         raise AssertionError(f"echo: server echoed {echoed} bytes, client completed "
                              f"{res['round_trips_total']} x {cfg['size']} B")
     overhead = run_overhead(run, wl)
-
-    window, server_cpu = res["window_s"], res["server_cpu_s"]
-    metric = _common.metric_of("echo")
-    wall_ns, cpu_ns = window * 1e9 / n, server_cpu * 1e9 / n
-    return {
-        "workload": "echo",
-        "n": n,
-        "metric": metric,
-        "elapsed_s": window,
-        "cpu_s": server_cpu,
-        "ns_per_op": cpu_ns if metric == "cpu" else wall_ns,
-        "wall_ns_per_op": wall_ns,
-        "cpu_ns_per_op": cpu_ns,
-        "req_per_s": res["req_per_s"],
-        "server_cpu_us_per_req": server_cpu * 1e6 / n,
-        "server_cpu_share": server_cpu / window,
-        "client_cpu_s": res["client_cpu_s"],
-        "client_cpu_share": res["client_cpu_s"] / window,
-        "server_cpu_whole_run_s": c1 - c0,
-        "clk_tck": res["clk_tck"],
-        "echo": {k: cfg[k] for k in ("connections", "size", "warmup")},
-        "rss_before_kib": rss_before,
-        "peak_rss_kib": rss_peak,
-        "rss_delta_kib": rss_peak - rss_before,
-        "run_overhead_s": overhead,
-        "gc": "off" if gc_off else "on",
-        "verified": True,
-    }
+    load = {k: cfg[k] for k in ("connections", "size", "warmup")}
+    load["tool"] = "echo_client.py"
+    return {"n": n, **server_record("echo", n, res, load), **extra,
+            "run_overhead_s": overhead, "gc": "off" if gc_off else "on", "verified": True}
 
 
-def measure(run, wl, workload: str, n: int, warmup: int, gc_off: bool = False) -> dict:
+def http_tool(choice: str) -> str:
+    if choice == "auto":
+        return "wrk" if shutil.which("wrk") else "python"
+    if choice == "wrk" and not shutil.which("wrk"):
+        raise RuntimeError("--http-client wrk: wrk is not installed (apt-get install wrk)")
+    return choice
+
+
+def measure_http(run, wl, seconds: int, gc_off: bool = False, connections=None,
+                 client: str = "auto") -> dict:
+    """``http``: this process is an h11 HTTP/1.1 server; ``http_client.py`` (a separate
+    process: wrk, or a stdlib client) checks it, loads it for *seconds* and stops it."""
+    try:
+        import h11
+    except ImportError as exc:
+        raise RuntimeError("the http workload needs h11 (pip install -e '.[bench]')") from exc
+    tool = http_tool(client)
+    cfg = dict(_common.http_config(seconds, connections), h11=h11)
+    cmd = [sys.executable, str(HTTP_CLIENT), "--server-pid", str(os.getpid()),
+           "--tool", tool, "--duration", str(seconds),
+           "--connections", str(cfg["connections"])]
+    (answered, accepted, errors), res, extra = serve_for_client(
+        run, wl.http, seconds, cfg, cmd, gc_off)
+    # Not timed: the server answered what the load generator counted, without errors.
+    if errors:
+        raise AssertionError(f"http: {len(errors)} protocol error(s), first: {errors[0]}")
+    expected = res["requests"] + res["probe_requests"]
+    if tool == "python":
+        expected += res["in_flight_at_end"]
+        ok = answered == expected
+    else:  # wrk does not count responses in flight when its time is up
+        ok = expected <= answered <= expected + cfg["connections"]
+    if not ok:
+        raise AssertionError(f"http: the server answered {answered} requests, the client "
+                             f"completed {res['requests']} (+{res['probe_requests']} probes)")
+    if accepted < cfg["connections"] + 1:
+        raise AssertionError(f"http: the server accepted {accepted} connections")
+    overhead = run_overhead(run, wl)
+    load = {"connections": cfg["connections"], "duration_s": seconds, "tool": tool,
+            "probe_requests": res["probe_requests"]}
+    for key in ("latency_p50_us", "latency_p99_us", "in_flight_at_end"):
+        if res.get(key) is not None:
+            load[key] = res[key]
+    return {"n": seconds, **server_record("http", res["requests"], res, load), **extra,
+            "run_overhead_s": overhead, "gc": "off" if gc_off else "on", "verified": True}
+
+
+def measure(run, wl, workload: str, n: int, warmup: int, gc_off: bool = False,
+            connections=None, http_client: str = "auto") -> dict:
     if workload == "echo":
-        return measure_echo(run, wl, n, gc_off)
+        return measure_echo(run, wl, n, gc_off, connections)
+    if workload == "http":
+        return measure_http(run, wl, n, gc_off, connections, http_client)
     fn = getattr(wl, workload)
     if warmup > 0:
         run(fn, warmup, _common.prepare(workload, warmup))
@@ -301,6 +369,10 @@ def main(argv=None) -> int:
                    help="size of the untimed warm-up run (default min(n, 1000); 0: none)")
     p.add_argument("--no-gc", action="store_true",
                    help="disable the cyclic GC during the timed section")
+    p.add_argument("--connections", type=int,
+                   help="echo/http: concurrent client connections (default: _common's)")
+    p.add_argument("--http-client", choices=_common.HTTP_CLIENTS, default="auto",
+                   help="http: load generator (auto: wrk if installed, else python)")
     p.add_argument("--probe", action="store_true",
                    help="only import the implementation and report its version/engine")
     args = p.parse_args(argv)
@@ -317,7 +389,8 @@ def main(argv=None) -> int:
 
     warmup = min(args.n, 1000) if args.warmup is None else args.warmup
     try:
-        record = measure(run, wl, args.workload, args.n, warmup, args.no_gc)
+        record = measure(run, wl, args.workload, args.n, warmup, args.no_gc,
+                         args.connections, args.http_client)
     except BaseException as exc:
         return emit({"ok": False, "impl": args.impl, "workload": args.workload,
                      "n": args.n, "error": f"{type(exc).__name__}: {exc}"[:400],

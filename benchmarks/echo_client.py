@@ -20,8 +20,10 @@ Design notes: the sockets stay blocking because with one 1 KiB request in flight
 connection neither call can block once the selector said so: ``sendall`` of 1 KiB
 always fits an idle loopback send buffer, and ``recv`` is only called on a readable
 socket. The same client, the same interpreter and the same arguments are used for every
-server, and it imports nothing but the standard library, so it cannot favour any of
-them. It gives up after ``--max-seconds`` (result ``ok: false``).
+server, and it imports nothing but the standard library (and the harness's stdlib-only
+``_common``), so it cannot favour any of them. It gives up after ``--max-seconds``
+(result ``ok: false``). With many connections it raises its RLIMIT_NOFILE soft limit
+to the hard limit if needed.
 
 Prints one JSON line on stdout. Exit status 0 ok, 1 failed.
 """
@@ -36,16 +38,26 @@ import socket
 import sys
 import time
 import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402  (the harness's stdlib-only settings)
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def server_cpu_s(pid: int) -> float:
-    """utime + stime of process *pid* in seconds (Linux /proc; clock-tick resolution)."""
+def server_cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of process *pid* in seconds (Linux /proc; clock-tick resolution)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
     fields = stat[stat.rindex(b")") + 2:].split()  # fields[0] is field 3 (state)
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # fields 14 and 15
+    return int(fields[11]) / _CLK_TCK, int(fields[12]) / _CLK_TCK  # fields 14 and 15
+
+
+def server_cpu_fields(before: tuple[float, float], after: tuple[float, float]) -> dict:
+    """The server's CPU time over a window: total, user space, kernel."""
+    user, system = after[0] - before[0], after[1] - before[1]
+    return {"server_cpu_s": user + system, "server_user_s": user, "server_sys_s": system}
 
 
 def payload(index: int, size: int) -> bytes:
@@ -56,6 +68,7 @@ def payload(index: int, size: int) -> bytes:
 
 def run(args, port: int) -> dict:
     conns, size, pid = args.connections, args.size, args.server_pid
+    _common.raise_nofile_limit(conns + 64)  # 1,000 connections need it
     deadline = time.monotonic() + args.max_seconds
     socks, payloads = [], []
     for i in range(conns):
@@ -75,7 +88,7 @@ def run(args, port: int) -> dict:
 
     def start_window():
         nonlocal t0, cpu0, ccpu0
-        cpu0 = server_cpu_s(pid)
+        cpu0 = server_cpu_times(pid)
         ccpu0 = time.process_time()
         t0 = time.perf_counter()
 
@@ -114,7 +127,7 @@ def run(args, port: int) -> dict:
             elif completed == target:
                 t1 = time.perf_counter()
                 ccpu1 = time.process_time()
-                cpu1 = server_cpu_s(pid)
+                cpu1 = server_cpu_times(pid)
             if issued < target:
                 s.sendall(payloads[i])
                 issued += 1
@@ -131,7 +144,7 @@ def run(args, port: int) -> dict:
         "round_trips_total": completed,
         "window_s": window,
         "req_per_s": args.requests / window,
-        "server_cpu_s": cpu1 - cpu0,
+        **server_cpu_fields(cpu0, cpu1),
         "client_cpu_s": ccpu1 - ccpu0,
         "clk_tck": _CLK_TCK,
     }

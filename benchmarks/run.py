@@ -4,15 +4,19 @@
     python benchmarks/run.py                       # full suite, 7 interleaved runs
     python benchmarks/run.py --quick               # ~1/10 sizes, 3 runs (< 2 min)
     python benchmarks/run.py --impls trio,asyncio,uvloop --workloads checkpoint,spawn
-    python benchmarks/run.py --scaling             # ns/op at 1x/10x/100x(/1000x) sizes
+    python benchmarks/run.py --scaling             # ns/op at 1x/10x/100x(/1000x) sizes,
+                                                   # echo at 10/100/1,000 connections
     python benchmarks/run.py --smoke               # tiny n, 1 run, exit 1 on any failure
+    python benchmarks/run.py --workloads http --http-client python   # no wrk needed
 
 Every measurement runs in a fresh ``sys.executable benchmarks/_worker.py`` process.
 Round by round, every implementation runs each cell once, in a freshly shuffled order,
 so that drift in machine load hits all implementations alike. Reports medians with
 min-max, speedup ratios against trio / asyncio / uvloop computed from the same run's
-medians, and peak RSS. An implementation that cannot be imported is shown as "n/a"; a
-cell that fails is shown as "error" and the run goes on.
+medians, and peak RSS; for the server workloads (echo, http) also req/s and server CPU
+per request, measured by a separate load-generating process. An implementation that
+cannot be imported is shown as "n/a"; a cell that fails is shown as "error" and the run
+goes on.
 
 Outputs (in --out, default benchmarks/results/): latest.json, latest.md, latest.png, or
 scaling.json, scaling.md, scaling.png with --scaling. --smoke writes nothing unless --out
@@ -27,6 +31,7 @@ import datetime as _dt
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -108,21 +113,44 @@ def parse_list(text: str | None, allowed, what: str) -> list[str]:
 
 
 def build_plan(args, workloads) -> list[tuple[str, int]]:
+    """(workload, size) cells. The size is n, except: http's is seconds of load, and in
+    --scaling echo's is the number of connections (_common.SCALING_AXIS)."""
     if args.smoke:
-        return [(w, args.smoke_n) for w in workloads]
+        return [(w, _common.SMOKE_SIZES.get(w, args.smoke_n)) for w in workloads]
     if args.scaling:
         plan = []
         for w in workloads:
             sizes = _common.SCALING_SIZES.get(w)
             if sizes is None:
                 continue
+            if w in _common.SCALING_AXIS:  # connection counts are not --scale'd
+                plan += [(w, s) for s in sizes]
+                continue
             if args.quick:
                 sizes = [s for s in sizes if s <= _common.QUICK_SCALING_MAX]
             plan += [(w, _common.scaled(s, args.scale)) for s in sizes]
         return plan
-    div = _common.QUICK_DIVISOR if args.quick else 1
-    return [(w, _common.scaled(_common.DEFAULT_SIZES[w] // div, args.scale))
+    if args.quick:
+        return [(w, _common.scaled(_common.QUICK_SIZES.get(
+            w, _common.DEFAULT_SIZES[w] // _common.QUICK_DIVISOR), args.scale))
             for w in workloads]
+    return [(w, _common.scaled(_common.DEFAULT_SIZES[w], args.scale)) for w in workloads]
+
+
+def cell_args(workload: str, size: int, args) -> list[str]:
+    """The worker's arguments for one cell of the plan."""
+    if args.scaling and _common.SCALING_AXIS.get(workload) == "connections":
+        requests = (_common.QUICK_ECHO_SCALING_REQUESTS if args.quick
+                    else _common.ECHO_SCALING_REQUESTS)
+        out = ["--workload", workload, "--connections", str(size),
+               "--n", str(_common.scaled(requests, args.scale))]
+    else:
+        out = ["--workload", workload, "--n", str(size)]
+    if workload == "http":
+        out += ["--http-client", args.http_client]
+    if args.no_gc:
+        out.append("--no-gc")
+    return out
 
 
 # ------------------------------------------------------------------------ measuring
@@ -134,8 +162,9 @@ def spread(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def run_cells(plan, available, runs, timeout, rng, log, cpu_time=False,
-              extra=()) -> list[dict]:
+def run_cells(plan, available, runs, timeout, rng, log, args) -> list[dict]:
+    cpu_time = args.cpu_time
+    axis = _common.SCALING_AXIS if args.scaling else {}
     cells = []
     for workload, n in plan:
         records = {impl: [] for impl in available}
@@ -146,20 +175,25 @@ def run_cells(plan, available, runs, timeout, rng, log, cpu_time=False,
             for impl in order:
                 if impl in errors:  # a broken cell stays broken; don't pay for it again
                     continue
-                args = ["--impl", impl, "--workload", workload, "--n", str(n), *extra]
-                rec = call_worker(args, timeout)
+                rec = call_worker(["--impl", impl, *cell_args(workload, n, args)], timeout)
                 if rec.get("ok"):
                     records[impl].append(rec)
                 else:
                     errors[impl] = rec
-                    log(f"  ! {impl} {workload} n={n}: {rec.get('error')}")
+                    log(f"  ! {impl} {workload} "
+                        f"{_common.size_label(workload, n, axis.get(workload))}: "
+                        f"{rec.get('error')}")
                     detail = rec.get("traceback") or rec.get("stderr")
                     if detail:
                         tail = detail.strip().splitlines()[-6:]
                         log("    " + "\n    ".join(tail))
+        # --scaling echo: the per-request cost that should stay flat is server CPU.
+        metric = "cpu" if workload in axis else metric_for(workload, cpu_time)
         for impl in available:
-            cells.append(summarize(workload, n, impl, records[impl], errors.get(impl),
-                                   metric_for(workload, cpu_time)))
+            cell = summarize(workload, n, impl, records[impl], errors.get(impl), metric)
+            if workload in axis:
+                cell["axis"] = axis[workload]
+            cells.append(cell)
         add_ratios([c for c in cells if c["workload"] == workload and c["n"] == n])
         log(_report.progress_line(workload, n, cells))
     return cells
@@ -188,16 +222,19 @@ def summarize(workload, n, impl, recs, error, metric) -> dict:
         raw=[{k: r[k] for k in ("elapsed_s", "cpu_s", "peak_rss_kib", "rss_delta_kib")}
              for r in recs],
     )
-    if workload == "echo":
+    if workload in _common.SERVER_WORKLOADS:
         cell.update(
             req_per_s=spread([r["req_per_s"] for r in recs]),
             server_cpu_us_per_req=spread([r["server_cpu_us_per_req"] for r in recs]),
+            server_user_us_per_req=spread([r["server_user_us_per_req"] for r in recs]),
+            server_sys_us_per_req=spread([r["server_sys_us_per_req"] for r in recs]),
             server_cpu_share=statistics.median(r["server_cpu_share"] for r in recs),
             client_cpu_share=statistics.median(r["client_cpu_share"] for r in recs),
-            echo=recs[0]["echo"],
+            requests=spread([r["requests"] for r in recs]),
+            load=recs[0]["load"],
         )
         for raw, r in zip(cell["raw"], recs):
-            raw.update(req_per_s=r["req_per_s"],
+            raw.update(req_per_s=r["req_per_s"], requests=r["requests"],
                        server_cpu_us_per_req=r["server_cpu_us_per_req"])
     return cell
 
@@ -210,7 +247,7 @@ def add_ratios(cells) -> None:
             continue
         c["ratios"] = {b: med[b] / med[c["impl"]] for b in _common.BASELINES
                        if b in med and b != c["impl"] and med[c["impl"]] > 0}
-    # echo: throughput ratio (this req/s ÷ baseline req/s) and server-CPU ratio
+    # echo/http: throughput ratio (this req/s ÷ baseline req/s) and server-CPU ratio
     # (baseline CPU per request ÷ this one); above 1× this row is better either way.
     rps = {c["impl"]: c["req_per_s"]["median"] for c in cells
            if c["status"] == "ok" and "req_per_s" in c}
@@ -226,9 +263,15 @@ def add_ratios(cells) -> None:
                            if b in cpu and b != me and cpu[me] > 0}
 
 
-def na_cells(plan, unavailable, cpu_time=False) -> list[dict]:
-    return [{"workload": w, "n": n, "impl": impl, "metric": metric_for(w, cpu_time),
-             "status": "n/a"} for w, n in plan for impl in unavailable]
+def na_cells(plan, unavailable, args) -> list[dict]:
+    axis = _common.SCALING_AXIS if args.scaling else {}
+    cells = [{"workload": w, "n": n, "impl": impl,
+              "metric": "cpu" if w in axis else metric_for(w, args.cpu_time),
+              "status": "n/a"} for w, n in plan for impl in unavailable]
+    for c in cells:
+        if c["workload"] in axis:
+            c["axis"] = axis[c["workload"]]
+    return cells
 
 
 # ------------------------------------------------------------------------ main
@@ -244,8 +287,8 @@ def parse_args(argv):
     p.add_argument("--impls", help="comma list: " + ",".join(_common.IMPLS))
     p.add_argument("--scale", type=float, default=1.0, help="multiply every size by K")
     p.add_argument("--scaling", action="store_true",
-                   help="checkpoint/spawn/timers at 1x/10x/100x(/1000x) of 1,000; "
-                        "writes scaling.{json,md,png}")
+                   help="checkpoint/spawn/timers at 1x/10x/100x(/1000x) of 1,000, echo "
+                        "at 10/100/1,000 connections; writes scaling.{json,md,png}")
     p.add_argument("--smoke", action="store_true",
                    help="every workload on every importable impl at tiny n, 1 run; "
                         "exit 1 if any fails; writes nothing unless --out")
@@ -259,6 +302,9 @@ def parse_args(argv):
     p.add_argument("--no-gc", action="store_true",
                    help="disable Python's cyclic GC during each timed section (to tell "
                         "engine scaling from GC cost; not the default)")
+    p.add_argument("--http-client", choices=_common.HTTP_CLIENTS, default="auto",
+                   help="load generator for the http workload: wrk, the stdlib "
+                        "http_client.py (python), or auto = wrk if installed (default)")
     p.add_argument("--seed", type=int, help="seed for the per-round shuffles")
     p.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     args = p.parse_args(argv)
@@ -302,10 +348,13 @@ def main(argv=None) -> int:
     kind = "smoke" if args.smoke else "scaling" if args.scaling else "suite"
     log(f"{kind}: {len(plan)} cell(s) x {len(available)} impl(s) x {runs} run(s); "
         f"python {sys.executable}")
-    extra = ["--no-gc"] if args.no_gc else []
-    cells = run_cells(plan, available, runs, args.timeout, rng, log, args.cpu_time,
-                      extra) + \
-        na_cells(plan, unavailable, args.cpu_time)
+    if "http" in workloads and not args.scaling:
+        tool = "wrk" if args.http_client == "auto" and shutil.which("wrk") else (
+            "python" if args.http_client == "auto" else args.http_client)
+        log(f"http load generator: {tool}"
+            + (" (wrk is not installed: apt-get install wrk)" if tool == "python" else ""))
+    cells = run_cells(plan, available, runs, args.timeout, rng, log, args) + \
+        na_cells(plan, unavailable, args)
     order = {impl: i for i, impl in enumerate(_common.IMPLS)}
     cells.sort(key=lambda c: (_common.WORKLOADS.index(c["workload"]), c["n"],
                               order[c["impl"]]))
@@ -319,6 +368,7 @@ def main(argv=None) -> int:
         "config": {"argv": sys.argv[1:] if argv is None else list(argv), "runs": runs,
                    "quick": args.quick, "scale": args.scale, "seed": seed,
                    "cpu_time": args.cpu_time, "gc": "off" if args.no_gc else "on",
+                   "http_client": args.http_client,
                    "impls": impls, "workloads": workloads, "plan": plan,
                    "timer_delay_s": [_common.TIMER_MIN_DELAY, _common.TIMER_MAX_DELAY]},
         "impls": probes,
@@ -351,7 +401,8 @@ def main(argv=None) -> int:
     log(f"done in {time.time() - started:.0f}s")
     if failed:
         log(f"FAILED: {len(failed)} cell(s): " + ", ".join(
-            f"{c['impl']}/{c['workload']}(n={c['n']})" for c in failed))
+            f"{c['impl']}/{c['workload']}({_common.size_label(c['workload'], c['n'], c.get('axis'))})"
+            for c in failed))
         return 1
     return 0
 

@@ -19,6 +19,7 @@ Equivalences (see README.md for how fair each one is):
 - lock_contention    -> ``async with asyncio.Lock(): await asyncio.sleep(0)``, 10 tasks
 - echo               -> ``asyncio.start_server``; ``reader.read`` / ``writer.write`` +
                         ``drain`` (trio: ``serve_tcp``; ``receive_some`` / ``send_all``)
+- http               -> the same h11 server loop on ``asyncio.start_server`` streams
 
 Requires Python >= 3.11 (TaskGroup, timeout, Runner); the worker reports asyncio as
 unavailable otherwise.
@@ -205,7 +206,7 @@ async def echo(n, cfg):
             if len(echoed) == conns:
                 all_closed.set()
 
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=cfg["backlog"])
     async with server:
         cfg["announce"](server.sockets[0].getsockname()[1])
         try:
@@ -214,6 +215,76 @@ async def echo(n, cfg):
         except TimeoutError:
             pass
     return sum(echoed), len(echoed)
+
+
+async def http(seconds, cfg):
+    """HTTP/1.1 hello-world server on h11: the twin of ``workloads_trio.http``.
+
+    The asyncio streams idiom around the same h11 state machine: ``reader.read`` feeds
+    it, each complete request is answered with one ``writer.write`` + ``drain``. After
+    the shutdown request, connections still open are closed before the server is.
+    """
+    h11 = cfg["h11"]
+    Connection, SERVER = h11.Connection, h11.SERVER
+    NEED_DATA, MUST_CLOSE = h11.NEED_DATA, h11.MUST_CLOSE
+    Request, EndOfMessage, ConnectionClosed = h11.Request, h11.EndOfMessage, h11.ConnectionClosed
+    Response, Data = h11.Response, h11.Data
+    body, shutdown_target = cfg["body"], cfg["shutdown_target"]
+    headers = [("content-type", "text/plain"), ("content-length", str(len(body)))]
+    answered = accepted = 0
+    errors = []
+    writers = set()
+    stop = asyncio.Event()
+
+    async def handler(reader, writer):
+        nonlocal answered, accepted
+        accepted += 1
+        writers.add(writer)
+        conn = Connection(SERVER)
+        next_event, receive_data, send = conn.next_event, conn.receive_data, conn.send
+        read, write, drain = reader.read, writer.write, writer.drain
+        target = None
+        try:
+            while True:
+                event = next_event()
+                if event is NEED_DATA:
+                    receive_data(await read(65536))
+                    continue
+                kind = type(event)
+                if kind is Request:
+                    target = event.target
+                elif kind is EndOfMessage:
+                    write(send(Response(status_code=200, headers=headers))
+                          + send(Data(data=body)) + send(EndOfMessage()))
+                    await drain()
+                    if target == shutdown_target:
+                        stop.set()
+                    else:
+                        answered += 1
+                    if conn.our_state is MUST_CLOSE:
+                        break
+                    conn.start_next_cycle()
+                elif kind is ConnectionClosed:
+                    break
+        except ConnectionError:
+            pass
+        except h11.ProtocolError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            writers.discard(writer)
+            writer.close()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=cfg["backlog"])
+    async with server:
+        cfg["announce"](server.sockets[0].getsockname()[1])
+        try:
+            async with asyncio.timeout(cfg["max_seconds"]):
+                await stop.wait()
+        except TimeoutError:
+            pass
+        for writer in list(writers):
+            writer.close()
+    return answered, accepted, errors
 
 
 async def empty(n, data):

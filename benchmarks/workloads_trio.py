@@ -203,13 +203,80 @@ async def echo(trio, n, cfg):
                 all_closed.set()
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        listeners = await nursery.start(functools.partial(
+            trio.serve_tcp, handler, 0, host="127.0.0.1", backlog=cfg["backlog"]))
         cfg["announce"](listeners[0].socket.getsockname()[1])
         with trio.move_on_after(cfg["max_seconds"] + 10):
             await all_closed.wait()
         nursery.cancel_scope.cancel()
     return sum(echoed), len(echoed)
+
+
+async def http(trio, seconds, cfg):
+    """HTTP/1.1 hello-world server on h11 for the ``http`` load; not timed here.
+
+    One task per connection (``serve_tcp``) drives its own ``h11.Connection``: feed it
+    whatever ``receive_some`` returns, and for every complete request answer "200 OK"
+    with ``cfg["body"]`` in one ``send_all``, keeping the connection alive. It serves
+    until a request for ``cfg["shutdown_target"]`` (sent by the load driver once the
+    load is over), or a safety deadline. Returns (requests answered, connections
+    accepted, protocol errors); the worker checks them against the load generator's
+    own count. A peer that goes away with a response in flight (wrk does that when its
+    time is up) just ends its connection; an HTTP protocol error is recorded.
+    """
+    h11 = cfg["h11"]
+    Connection, SERVER = h11.Connection, h11.SERVER
+    NEED_DATA, MUST_CLOSE = h11.NEED_DATA, h11.MUST_CLOSE
+    Request, EndOfMessage, ConnectionClosed = h11.Request, h11.EndOfMessage, h11.ConnectionClosed
+    Response, Data = h11.Response, h11.Data
+    body, shutdown_target = cfg["body"], cfg["shutdown_target"]
+    headers = [("content-type", "text/plain"), ("content-length", str(len(body)))]
+    BrokenResourceError = trio.BrokenResourceError
+    answered = accepted = 0
+    errors = []
+    stop = trio.Event()
+
+    async def handler(stream):
+        nonlocal answered, accepted
+        accepted += 1
+        conn = Connection(SERVER)
+        next_event, receive_data, send = conn.next_event, conn.receive_data, conn.send
+        receive_some, send_all = stream.receive_some, stream.send_all
+        target = None
+        try:
+            while True:
+                event = next_event()
+                if event is NEED_DATA:
+                    receive_data(await receive_some(65536))
+                    continue
+                kind = type(event)
+                if kind is Request:
+                    target = event.target
+                elif kind is EndOfMessage:
+                    await send_all(send(Response(status_code=200, headers=headers))
+                                   + send(Data(data=body)) + send(EndOfMessage()))
+                    if target == shutdown_target:
+                        stop.set()
+                    else:
+                        answered += 1
+                    if conn.our_state is MUST_CLOSE:
+                        break
+                    conn.start_next_cycle()
+                elif kind is ConnectionClosed:
+                    break
+        except BrokenResourceError:
+            pass
+        except h11.ProtocolError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(functools.partial(
+            trio.serve_tcp, handler, 0, host="127.0.0.1", backlog=cfg["backlog"]))
+        cfg["announce"](listeners[0].socket.getsockname()[1])
+        with trio.move_on_after(cfg["max_seconds"]):
+            await stop.wait()
+        nursery.cancel_scope.cancel()
+    return answered, accepted, errors
 
 
 async def empty(trio, n, data):
