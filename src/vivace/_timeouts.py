@@ -11,7 +11,7 @@ from ._core import (
     CancelScope,
     checkpoint,
     current_time,
-    sleep_until,
+    park_until,
     wait_task_rescheduled,
 )
 
@@ -52,7 +52,8 @@ async def sleep(seconds: float) -> None:
     else:
         if math.isnan(seconds):
             raise ValueError("`seconds` must not be NaN")
-        await sleep_until(current_time() + seconds)
+        # sleep_until's engine half directly: no second coroutine per sleep.
+        await park_until(current_time() + seconds)
 
 
 class TooSlowError(Exception):

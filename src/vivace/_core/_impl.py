@@ -62,6 +62,7 @@ if TYPE_CHECKING or _NO_EXT:
         LotBase,
         ReceiveChannelBase,
         SendChannelBase,
+        park_until,
         set_lot_class,
     )
 
@@ -120,6 +121,7 @@ else:
             LotBase,
             ReceiveChannelBase,
             SendChannelBase,
+            park_until,
             set_lot_class,
         )
 
@@ -171,6 +173,7 @@ else:
             LotBase,
             ReceiveChannelBase,
             SendChannelBase,
+            park_until,
             set_lot_class,
         )
 
@@ -225,6 +228,7 @@ __all__ = [
     "stream_send_all",
     "wait_fd",
     "set_status_class",
+    "park_until",
     "set_lot_class",
     "wait_task_rescheduled",
 ]

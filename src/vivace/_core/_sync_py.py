@@ -428,3 +428,30 @@ __all__ = [
     "SendChannelBase",
     "set_lot_class",
 ]
+
+
+# ---------------------------------------------------------------- sleeping
+
+
+async def park_until(deadline: float) -> None:
+    """Park the current task until the run's clock reaches *deadline*: a cancel point
+    and a schedule point even if it already has. The caller checks for NaN.
+
+    The parked task itself is the deadline heap's payload (the run loop calls
+    ``task._deadline_expired()`` when it fires); the abort function removes the entry.
+    Exactly one of the two happens: rescheduling clears the abort function, and a
+    successful abort removes the entry first."""
+    task = _current_task()
+    runner = task._runner
+    heap = runner.deadlines
+    if runner.is_guest:
+        before = heap.peek_deadline()
+    handle = heap.push(deadline, task)
+    if runner.is_guest and heap.peek_deadline() != before:
+        runner.force_guest_tick_asap()
+
+    def abort(_: Any) -> Any:
+        heap.remove(handle)
+        return _abort_results()[0]
+
+    await wait_task_rescheduled(abort)

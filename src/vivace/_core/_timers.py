@@ -9,17 +9,16 @@ and their bookkeeping. The parked task itself is the heap payload: when the dead
 fires the run loop calls ``task._deadline_expired()``, which reschedules it. Enclosing
 cancellation reaches the task through the normal abort path, whose abort function
 removes the heap entry. Exactly one of the two wins: rescheduling clears the abort
-function, and a successful abort removes the entry before it can fire.
+function, and a successful abort removes the entry before it can fire. That engine
+half is ``park_until`` (``_sync_py.py``, compiled in ``_ext/_sync_sleep.pxi``: one
+C operation object instead of a coroutine and a closure per sleep).
 """
 
 from __future__ import annotations
 
 from math import isnan
-from typing import Any
 
-from ._impl import wait_task_rescheduled
-from ._run import current_task
-from ._traps import Abort
+from ._impl import park_until
 
 
 async def sleep_until(deadline: float) -> None:
@@ -27,17 +26,4 @@ async def sleep_until(deadline: float) -> None:
     has)."""
     if isnan(deadline):
         raise ValueError("deadline must not be NaN")
-    task = current_task()
-    runner = task._runner
-    heap = runner.deadlines
-    if runner.is_guest:
-        before = heap.peek_deadline()
-    handle = heap.push(deadline, task)
-    if runner.is_guest and heap.peek_deadline() != before:
-        runner.force_guest_tick_asap()
-
-    def abort(_: Any) -> Abort:
-        heap.remove(handle)
-        return Abort.SUCCEEDED
-
-    await wait_task_rescheduled(abort)
+    await park_until(deadline)

@@ -26,6 +26,8 @@ Design notes
 * The am_send slot is a Cython ``except -1`` function (its -1 is PYGEN_ERROR, so a
   raised exception reaches CPython C-style); ``send``/``throw`` are raw C methods
   (csrc/vv_sendproto.h). Waking goes straight to ``KernelBase._reschedule``.
+* ``park_until`` (sleep's engine half, ``_sync_sleep.pxi``) is an ``_Op`` too: the
+  parked task is the deadline heap's payload, the op its abort function.
 * The GIL is held throughout; nothing here blocks.
 """
 
@@ -169,6 +171,7 @@ cdef enum:
     _K_SEND = 4
     _K_RECEIVE = 5
     _K_ANEXT = 6
+    _K_SLEEP = 7
     # _Op.state
     _S_FRESH = 0
     _S_RECHECK = 1
@@ -274,7 +277,10 @@ cdef class _Op:
         _op_discard(self)
 
     def __call__(self, raise_cancel):
-        # The abort function: take this op out of whatever queue holds it now.
+        # The abort function: take this op out of whatever queue holds it now (a
+        # sleep: out of the deadline heap).
+        if self.kind == _K_SLEEP:
+            return _abort_sleep(self)
         cdef PyObject *q = self.queue
         if q == NULL:
             return _abort_result(False)
@@ -286,7 +292,7 @@ cdef class _Op:
         return f"<vivace operation ({_OP_NAMES[self.kind]}) at {id(self):#x}>"
 
 
-_OP_NAMES = ("park", "acquire", "release", "wait", "send", "receive", "anext")
+_OP_NAMES = ("park", "acquire", "release", "wait", "send", "receive", "anext", "sleep")
 
 
 cdef inline _Op _new_op(int kind, object target, object value):
@@ -428,6 +434,8 @@ cdef object _op_start(_Op op):
         return _start_event_wait(op)
     if kind == _K_PARK:
         return _start_park(op)
+    if kind == _K_SLEEP:
+        return _start_sleep(op)
     (<LockBase>op.target)._release()
     return None
 
@@ -565,3 +573,4 @@ cdef object _start_event_wait(_Op op):
 
 include "_sync_lock.pxi"
 include "_sync_channel.pxi"
+include "_sync_sleep.pxi"

@@ -1,0 +1,35 @@
+# Included by _sync.pyx: ``park_until``, compiled twin of ``_sync_py.park_until``.
+# The task parks with one deadline-heap entry whose payload is the task itself (the
+# run loop calls ``task._deadline_expired()`` when it fires); the op is the abort
+# function, which removes that entry. Exactly one of the two happens: rescheduling
+# clears the abort function, and a successful abort removes the entry first.
+
+
+def park_until(deadline):
+    """Park the current task until the run's clock reaches *deadline*: a cancel point
+    and a schedule point even if it already has. The caller checks for NaN."""
+    return _new_op(_K_SLEEP, None, deadline)
+
+
+cdef object _start_sleep(_Op op):
+    cdef TaskBase task = _current_task()
+    runner = task._runner
+    heap = runner.deadlines
+    guest = runner.is_guest
+    if guest:
+        before = heap.peek_deadline()
+    handle = heap.push(op.value, task)
+    if guest and heap.peek_deadline() != before:
+        runner.force_guest_tick_asap()
+    op.target = heap
+    op.value = handle
+    op.task = task
+    op.state = _S_PARKED
+    return _WaitTaskRescheduled(op)
+
+
+cdef object _abort_sleep(_Op op):
+    handle = op.value
+    op.value = None
+    op.target.remove(handle)
+    return _abort_result(True)
