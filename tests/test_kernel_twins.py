@@ -1154,6 +1154,11 @@ def test_task_base_tree_fields(K: types.ModuleType) -> None:
     t2 = MiniTask("coro", contextvars.copy_context(), "runner", 7, False, "nursery", "nm")
     assert (t2._parent_nursery, t2._name) == ("nursery", "nm")
     assert t2._child_nurseries == ()
+    # The shared stand-in reads like trio's empty list.
+    empty = t._child_nurseries
+    assert empty == [] and [] == empty and not empty and len(empty) == 0
+    assert list(empty) == [] and repr(empty) == "[]" and empty != [1]
+    assert empty is t2._child_nurseries  # one shared object: nothing allocated per task
 
 
 def test_spawn_child_fast_path(K: types.ModuleType) -> None:

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import outcome
 
+from ._empty import NO_CHILD_NURSERIES
 from ._exceptions import TrioInternalError
 
 if TYPE_CHECKING:
@@ -221,8 +222,8 @@ class TaskBase:
         # A str, or the spawned callable whose qualified name becomes the name on first
         # use (see Task.name): most tasks are never named.
         self._name = name
-        # An empty tuple until the task opens a nursery (no allocation per spawn).
-        self._child_nurseries: list[Any] | tuple[()] = ()
+        # A shared empty stand-in until the task opens a nursery (no list per spawn).
+        self._child_nurseries: list[Any] = NO_CHILD_NURSERIES
         self._eventual_parent_nursery: Any = None
         self.coro = coro
         self.context = context

@@ -201,8 +201,8 @@ class Nursery(metaclass=NoPublicConstructor):
     ) -> None:
         self._parent_task = parent_task
         self._strict_exception_groups = strict_exception_groups
-        # Spawned tasks start with an empty tuple (no allocation): the first nursery
-        # gives them a list.
+        # Spawned tasks start with a shared empty stand-in (no allocation): the first
+        # nursery gives them a list.
         if parent_task._child_nurseries:
             parent_task._child_nurseries.append(self)
         else:

@@ -44,7 +44,7 @@ class Task(TaskBase, metaclass=NoPublicConstructor):
     if TYPE_CHECKING:
         _parent_nursery: Nursery | None
         _name: object
-        _child_nurseries: list[Nursery] | tuple[()]
+        _child_nurseries: list[Nursery]
         _eventual_parent_nursery: Nursery | None
 
     def __repr__(self) -> str:

@@ -70,6 +70,7 @@ _HAVE_MONOTONIC = sys.platform.startswith("linux")
 
 import outcome
 
+from vivace._core._empty import NO_CHILD_NURSERIES
 from vivace._core._exceptions import TrioInternalError
 
 cdef extern from "Python.h":
@@ -303,7 +304,7 @@ cdef class TaskBase:
         # the kernel's spawn path sets them in C.
         self._parent_nursery = parent_nursery
         self._name = name
-        self._child_nurseries = ()  # a list once the task opens a nursery
+        self._child_nurseries = NO_CHILD_NURSERIES  # a list once it opens a nursery
         self._eventual_parent_nursery = None
         self.coro = coro
         self.context = context

@@ -137,7 +137,7 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
     task._send_mode = _IDLE
     task._parent_nursery = nursery
     task._name = async_fn if name is None else name
-    task._child_nurseries = ()  # a nursery opened in the task makes it a list
+    task._child_nurseries = NO_CHILD_NURSERIES  # a nursery opened in it makes a list
     # (_next_send, _abort_func, _cancel_status, custom_sleep_data, the counters and
     # the boxes start as None/0 from tp_new, as TaskBase.__init__ would set them.)
     _set_add(self.tasks, task)
