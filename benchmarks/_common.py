@@ -11,6 +11,7 @@ modules.
 from __future__ import annotations
 
 import random
+import sys
 
 # Implementations, in the order the tables list them.
 IMPLS = ("vivace", "vivace-ref", "trio", "asyncio", "uvloop")
@@ -255,3 +256,14 @@ def prepare(workload: str, n: int):
 
 def scaled(n: int, factor: float) -> int:
     return max(1, int(round(n * factor)))
+
+
+def server_port(given: int | None) -> int:
+    """A load client's target port: ``--port`` if given, else the line the worker
+    writes to the client's stdin once its server listens."""
+    if given is not None:
+        return given
+    line = sys.stdin.readline()
+    if not line.strip():
+        raise RuntimeError("no port on stdin (the server did not start)")
+    return int(line)

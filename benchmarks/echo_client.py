@@ -164,12 +164,7 @@ def main(argv=None) -> int:
     if args.requests < 1 or args.warmup < 0 or args.connections < 1 or args.size < 1:
         p.error("--requests, --connections, --size must be >= 1, --warmup >= 0")
     try:
-        port = args.port
-        if port is None:
-            line = sys.stdin.readline()
-            if not line.strip():
-                raise RuntimeError("no port on stdin (the server did not start)")
-            port = int(line)
+        port = _common.server_port(args.port)
         record = run(args, port)
         code = 0
     except BaseException as exc:

@@ -255,12 +255,7 @@ def main(argv=None) -> int:
     port = None
     try:
         _common.raise_nofile_limit(args.connections + 64)
-        port = args.port
-        if port is None:
-            line = sys.stdin.readline()
-            if not line.strip():
-                raise RuntimeError("no port on stdin (the server did not start)")
-            port = int(line)
+        port = _common.server_port(args.port)
         record = run(args, port)
         code = 0
     except BaseException as exc:
