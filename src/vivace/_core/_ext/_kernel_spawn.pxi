@@ -70,24 +70,22 @@ cdef inline void _gc_track_again(object obj) noexcept:
         PyObject_GC_Track(<PyObject *>obj)
 
 
-cdef inline void _gc_retrack(TaskBase task) noexcept:
+cdef inline void _gc_retrack_fields(TaskBase task) noexcept:
+    # The coroutine and the context go back. Alone, for __dealloc__: the dying task
+    # stays untracked (Cython unlinked it for the dealloc) and drops them next.
     # noexcept: only links list nodes; cannot fail.
     if not task._gc_untracked:
         return
     task._gc_untracked = False
-    _gc_track_again(task)
     _gc_track_again(task._coro)
     _gc_track_again(task._context)
 
 
-cdef inline void _gc_retrack_fields(TaskBase task) noexcept:
-    # For __dealloc__: the dying task stays untracked (Cython unlinked it for the
-    # dealloc), its coroutine and context go back before it drops them.
-    if not task._gc_untracked:
-        return
-    task._gc_untracked = False
-    _gc_track_again(task._coro)
-    _gc_track_again(task._context)
+cdef inline void _gc_retrack(TaskBase task) noexcept:
+    # The task and its fields go back.
+    if task._gc_untracked:
+        _gc_track_again(task)
+        _gc_retrack_fields(task)
 
 
 cdef inline int _set_add(object s, object item) except -1:

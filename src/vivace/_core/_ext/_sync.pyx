@@ -34,6 +34,8 @@ Design notes
 cimport cython
 from cpython.object cimport PyObject
 from libc.math cimport isinf
+from libc.stdint cimport uint64_t
+from vivace._core._ext._heap cimport DeadlineHeap
 from vivace._core._ext._kernel cimport KernelBase, TaskBase
 
 import collections.abc

@@ -16,11 +16,15 @@ cdef object _start_sleep(_Op op):
     runner = task._runner
     heap = runner.deadlines
     guest = runner.is_guest
-    if guest:
-        before = heap.peek_deadline()
-    handle = heap.push(op.value, task)
-    if guest and heap.peek_deadline() != before:
-        runner.force_guest_tick_asap()
+    if not guest and type(heap) is DeadlineHeap:
+        # The common case in C, as CancelScopeBase.__enter__ does it.
+        handle = (<DeadlineHeap>heap).c_push(op.value, task)
+    else:
+        if guest:
+            before = heap.peek_deadline()
+        handle = heap.push(op.value, task)
+        if guest and heap.peek_deadline() != before:
+            runner.force_guest_tick_asap()
     op.target = heap
     op.value = handle
     op.task = task
@@ -31,5 +35,9 @@ cdef object _start_sleep(_Op op):
 cdef object _abort_sleep(_Op op):
     handle = op.value
     op.value = None
-    op.target.remove(handle)
+    heap = op.target
+    if type(heap) is DeadlineHeap:
+        (<DeadlineHeap>heap).c_remove(<uint64_t>handle)
+    else:
+        heap.remove(handle)
     return _abort_result(True)
