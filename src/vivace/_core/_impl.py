@@ -26,7 +26,75 @@ if _NO_EXT and _REQUIRE_EXT:
 ENGINE: str
 IMPORT_ERROR: BaseException | None = None
 
-if TYPE_CHECKING or _NO_EXT:
+# The compiled engine first (type checkers skip this block and see the reference
+# below); the reference when it is asked for or (without REQUIRE) missing.
+_use_reference = _NO_EXT
+if not TYPE_CHECKING and not _NO_EXT:
+    try:
+        if sys.platform == "linux":  # setup.py builds _epoll* only there
+            from ._ext._epoll import EpollPoller
+            from ._ext._epoll_sockio import (
+                BusyGuard,
+                sock_call,
+                sock_recv,
+                sock_send,
+                sock_send_all,
+                stream_recv,
+                stream_send_all,
+                wait_fd,
+            )
+        else:
+            from ._epoll_py import EpollPoller
+            from ._sockio_py import (
+                BusyGuard,
+                sock_call,
+                sock_recv,
+                sock_send,
+                sock_send_all,
+                stream_recv,
+                stream_send_all,
+                wait_fd,
+            )
+        from ._ext._heap import DeadlineHeap
+        from ._ext._kernel import (
+            CANCEL_SHIELDED_CHECKPOINT,
+            CHECKPOINT,
+            RESUME_NONE,
+            KernelBase,
+            PermanentlyDetachCoroutineObject,
+            SystemClock,
+            TaskBase,
+            WaitTaskRescheduled,
+            async_yield,
+            cancel_shielded_checkpoint,
+            checkpoint,
+            permanently_detach_coroutine_object,
+            wait_task_rescheduled,
+        )
+        from ._ext._scope import CancelScopeBase, CancelStatusBase, set_status_class
+        from ._ext._sync import (
+            ChannelState,
+            EventBase,
+            LockBase,
+            LotBase,
+            ReceiveChannelBase,
+            SendChannelBase,
+            park_until,
+            set_lot_class,
+        )
+
+        ENGINE = "compiled"
+    except ImportError as exc:
+        if _REQUIRE_EXT:
+            raise ImportError(
+                "VIVACE_REQUIRE_EXTENSIONS=1 but the compiled engine could not be "
+                f"imported ({exc}); build it with 'pip install -e .' (needs a C compiler "
+                "and Cython) or unset VIVACE_REQUIRE_EXTENSIONS"
+            ) from exc
+        IMPORT_ERROR = exc
+        _use_reference = True
+
+if TYPE_CHECKING or _use_reference:
     from ._epoll_py import EpollPoller  # importable anywhere; usable on Linux only
     from ._heap_py import DeadlineHeap
     from ._kernel_py import (
@@ -67,117 +135,6 @@ if TYPE_CHECKING or _NO_EXT:
     )
 
     ENGINE = "reference"
-else:
-    try:
-        if sys.platform == "linux":  # setup.py builds _epoll* only there
-            from ._ext._epoll import EpollPoller  # type: ignore[no-redef]
-            from ._ext._epoll_sockio import (  # type: ignore[no-redef]
-                BusyGuard,
-                sock_call,
-                sock_recv,
-                sock_send,
-                sock_send_all,
-                stream_recv,
-                stream_send_all,
-                wait_fd,
-            )
-        else:
-            from ._epoll_py import EpollPoller  # type: ignore[assignment]
-            from ._sockio_py import (  # type: ignore[assignment]
-                BusyGuard,
-                sock_call,
-                sock_recv,
-                sock_send,
-                sock_send_all,
-                stream_recv,
-                stream_send_all,
-                wait_fd,
-            )
-        from ._ext._heap import DeadlineHeap  # type: ignore[no-redef]
-        from ._ext._kernel import (  # type: ignore[no-redef]
-            CANCEL_SHIELDED_CHECKPOINT,
-            CHECKPOINT,
-            RESUME_NONE,
-            KernelBase,
-            PermanentlyDetachCoroutineObject,
-            SystemClock,
-            TaskBase,
-            WaitTaskRescheduled,
-            async_yield,
-            cancel_shielded_checkpoint,
-            checkpoint,
-            permanently_detach_coroutine_object,
-            wait_task_rescheduled,
-        )
-        from ._ext._scope import (  # type: ignore[no-redef]
-            CancelScopeBase,
-            CancelStatusBase,
-            set_status_class,
-        )
-        from ._ext._sync import (  # type: ignore[no-redef]
-            ChannelState,
-            EventBase,
-            LockBase,
-            LotBase,
-            ReceiveChannelBase,
-            SendChannelBase,
-            park_until,
-            set_lot_class,
-        )
-
-        ENGINE = "compiled"
-    except ImportError as exc:
-        if _REQUIRE_EXT:
-            raise ImportError(
-                "VIVACE_REQUIRE_EXTENSIONS=1 but the compiled engine could not be "
-                f"imported ({exc}); build it with 'pip install -e .' (needs a C compiler "
-                "and Cython) or unset VIVACE_REQUIRE_EXTENSIONS"
-            ) from exc
-        IMPORT_ERROR = exc
-        from ._epoll_py import EpollPoller  # type: ignore[assignment]
-        from ._heap_py import DeadlineHeap  # type: ignore[assignment]
-        from ._kernel_py import (  # type: ignore[assignment]
-            CANCEL_SHIELDED_CHECKPOINT,
-            CHECKPOINT,
-            RESUME_NONE,
-            KernelBase,
-            PermanentlyDetachCoroutineObject,
-            SystemClock,
-            TaskBase,
-            WaitTaskRescheduled,
-            async_yield,
-            cancel_shielded_checkpoint,
-            checkpoint,
-            permanently_detach_coroutine_object,
-            wait_task_rescheduled,
-        )
-        from ._scope_py import (  # type: ignore[assignment]
-            CancelScopeBase,
-            CancelStatusBase,
-            set_status_class,
-        )
-        from ._sockio_py import (  # type: ignore[assignment]
-            BusyGuard,
-            sock_call,
-            sock_recv,
-            sock_send,
-            sock_send_all,
-            stream_recv,
-            stream_send_all,
-            wait_fd,
-        )
-        from ._sync_py import (  # type: ignore[assignment]
-            ChannelState,
-            EventBase,
-            LockBase,
-            LotBase,
-            ReceiveChannelBase,
-            SendChannelBase,
-            park_until,
-            set_lot_class,
-        )
-
-        ENGINE = "reference"
 
 
 def debug_counters() -> dict[str, int] | None:
