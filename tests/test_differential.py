@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 import vivace
 import vivace.lowlevel
 import vivace.testing
-from differential.compare import difference, kind, report, standalone
+from differential.compare import difference, harness_error, kind, report, standalone
 from differential.program import render
 from differential.runner import compile_program, deterministic, run_program
 from differential.strategies import programs
@@ -60,6 +60,8 @@ def test_vivace_agrees_with_trio(program) -> None:  # type: ignore[no-untyped-de
     with deterministic(trio, vivace):
         expected = run_program(trio, fn, program.seed)
         actual = run_program(vivace, fn, program.seed)
+    broken = harness_error(expected)
+    assert broken is None, f"the generated program is broken ({broken} on trio):\n{source}"
     why = difference(expected, actual)
     if why is None:
         return

@@ -42,6 +42,35 @@ def difference(trio_result: Result, vivace_result: Result) -> str | None:
     return None
 
 
+# Exceptions no generated program may raise on trio: they would mean the renderer wrote
+# a broken program, which both libraries would then "agree" on.
+_HARNESS_ERRORS = {
+    "NameError",
+    "UnboundLocalError",
+    "SyntaxError",
+    "AttributeError",
+    "TypeError",
+    "KeyError",
+    "IndexError",
+}
+
+
+def harness_error(result: Result) -> str | None:
+    """The name of a harness-bug exception anywhere in a (trio) result, if any."""
+
+    def walk(value: Any) -> str | None:
+        if isinstance(value, tuple):
+            if value and value[0] in _HARNESS_ERRORS:
+                return str(value[0])
+            for item in value:
+                found = walk(item)
+                if found:
+                    return found
+        return None
+
+    return walk(result.outcome) or walk(tuple(result.events))
+
+
 def kind(description: str) -> str:
     return description.split(":", 1)[0].split(" at ")[0]
 

@@ -46,6 +46,10 @@ LEAF_KINDS = (
     "close_recv",
     "close_recv_sync",
     "chan_stats",
+    "clone_send",
+    "clone_recv",
+    "repark",
+    "break_lot",
     "event_set",
     "event_wait",
     "cond_wait",
@@ -58,6 +62,7 @@ LEAF_KINDS = (
     "cancel",
     "set_deadline",
     "set_relative",
+    "set_shield",
     "started",
 )
 
@@ -158,11 +163,14 @@ def _children(stmt: Stmt) -> tuple[Stmt, ...]:
     return stmt.body
 
 
-def count_scopes(body: tuple[Stmt, ...]) -> int:
-    n = 0
+def scope_kinds(body: tuple[Stmt, ...]) -> list[str]:
+    """The kinds of all scopes in the order the renderer numbers them (preorder)."""
+    out: list[str] = []
     for stmt in body:
-        n += isinstance(stmt, Scope) + count_scopes(_children(stmt))
-    return n
+        if isinstance(stmt, Scope):
+            out.append(stmt.kind)
+        out.extend(scope_kinds(_children(stmt)))
+    return out
 
 
 def size(body: tuple[Stmt, ...]) -> int:
@@ -170,7 +178,15 @@ def size(body: tuple[Stmt, ...]) -> int:
 
 
 # Leaves whose immediate errors are caught and recorded (see _Renderer.leaf).
-_SOFT = {"send_nowait", "recv_nowait", "lock_nowait", "lock_release", "set_relative"}
+_SOFT = {
+    "send_nowait",
+    "recv_nowait",
+    "lock_nowait",
+    "lock_release",
+    "set_relative",
+    "clone_send",
+    "clone_recv",
+}
 _SOFT_ERRORS = (
     "trio.WouldBlock, RuntimeError, trio.BrokenResourceError, trio.ClosedResourceError, "
     "trio.EndOfChannel"
@@ -182,7 +198,8 @@ class _Renderer:
         self.lines: list[str] = []
         self.next_id = 0
         self.next_scope = 0
-        self.n_scopes = count_scopes(program.body)
+        self.scope_kinds = scope_kinds(program.body)
+        self.n_scopes = len(self.scope_kinds)
 
     def emit(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
@@ -282,6 +299,10 @@ class _Renderer:
     def leaf(self, s: Leaf, i: int, ind: int, t: str, in_task: bool, nurseries: list[str]) -> None:
         k, a = s.kind, s.arg
         ch = s.res % 2
+        # Endpoints: S0/R0 and S1/R1 are lists of a channel's clones; res picks one.
+        snd = f"S{ch}[{s.res // 2} % len(S{ch})]"
+        rcv = f"R{ch}[{s.res // 2} % len(R{ch})]"
+        lot = f"p{s.res % 2}"
         sid = s.res % self.n_scopes if self.n_scopes else None
         now = "trio.current_time()"
         code: list[str]
@@ -312,19 +333,23 @@ class _Renderer:
             exc = ("MyError", "OtherError", "MyBaseError")[s.res % 3]
             code = [f"raise {exc}({i})"]
         elif k == "send":
-            code = [f"await c{ch}s.send({i})", f"rec({t}, {i})"]
+            code = [f"await {snd}.send({i})", f"rec({t}, {i})"]
         elif k == "send_nowait":
-            code = [f"c{ch}s.send_nowait({i})", f"rec({t}, {i})"]
+            code = [f"{snd}.send_nowait({i})", f"rec({t}, {i})"]
         elif k == "recv":
-            code = [f"rec({t}, {i}, await c{ch}r.receive())"]
+            code = [f"rec({t}, {i}, await {rcv}.receive())"]
         elif k == "recv_nowait":
-            code = [f"rec({t}, {i}, c{ch}r.receive_nowait())"]
+            code = [f"rec({t}, {i}, {rcv}.receive_nowait())"]
         elif k in ("close_send", "close_recv"):
-            code = [f"await c{ch}{k[-4]}.aclose()", f"rec({t}, {i})"]
+            code = [f"await {snd if k == 'close_send' else rcv}.aclose()", f"rec({t}, {i})"]
         elif k in ("close_send_sync", "close_recv_sync"):
-            code = [f"c{ch}{k[6]}.close()", f"rec({t}, {i})"]
+            code = [f"{snd if k == 'close_send_sync' else rcv}.close()", f"rec({t}, {i})"]
+        elif k == "clone_send":
+            code = [f"S{ch}.append({snd}.clone())", f"rec({t}, {i})"]
+        elif k == "clone_recv":
+            code = [f"R{ch}.append({rcv}.clone())", f"rec({t}, {i})"]
         elif k == "chan_stats":
-            code = [f"rec({t}, {i}, stats(c{ch}s.statistics()), stats(c{ch}r.statistics()))"]
+            code = [f"rec({t}, {i}, stats({snd}.statistics()), stats({rcv}.statistics()))"]
         elif k == "event_set":
             code = [f"e{ch}.set()", f"rec({t}, {i})"]
         elif k == "event_wait":
@@ -335,16 +360,26 @@ class _Renderer:
             call = "k0.notify_all()" if int(a) == 0 else f"k0.notify({int(a)})"
             code = ["async with k0:", f"    {call}", f"rec({t}, {i})"]
         elif k == "park":
-            code = ["await p0.park()", f"rec({t}, {i})"]
+            code = [f"await {lot}.park()", f"rec({t}, {i})"]
         elif k == "unpark":
-            call = "p0.unpark_all()" if int(a) == 0 else f"p0.unpark(count={int(a)})"
+            call = f"{lot}.unpark_all()" if int(a) == 0 else f"{lot}.unpark(count={int(a)})"
             code = [f"rec({t}, {i}, len({call}))"]
+        elif k == "repark":
+            other = f"p{1 - s.res % 2}"
+            call = (
+                f"{lot}.repark_all({other})"
+                if int(a) == 0
+                else f"{lot}.repark({other}, count={int(a)})"
+            )
+            code = [call, f"rec({t}, {i})"]
+        elif k == "break_lot":
+            code = [f"{lot}.break_lot()", f"rec({t}, {i}, len({lot}.broken_by))"]
         elif k == "lock_nowait":
             code = [f"{('l0', 's0', 'm0')[s.res % 3]}.acquire_nowait()", f"rec({t}, {i})"]
         elif k == "lock_release":
             code = [f"{('l0', 's0', 'm0')[s.res % 3]}.release()", f"rec({t}, {i})"]
         elif k == "sync_stats":
-            code = [f"rec({t}, {i}, *sync_stats(l0, s0, e0, e1, k0, p0, m0))"]
+            code = [f"rec({t}, {i}, *sync_stats(l0, s0, e0, e1, k0, p0, p1, m0))"]
         elif k == "cancel" and sid is not None:
             code = [f"if {sid} in R:", f"    R[{sid}].cancel()", f"rec({t}, {i}, {sid} in R)"]
         elif k == "set_deadline" and sid is not None:
@@ -357,6 +392,13 @@ class _Renderer:
             code = [
                 f"if {sid} in R:",
                 f"    R[{sid}].relative_deadline = {a}",
+                f"rec({t}, {i}, {sid} in R)",
+            ]
+        elif k == "set_shield" and sid is not None and self.scope_kinds[sid] != "cs":
+            # Only scopes born with a deadline: a deadlock under a shield must still end.
+            code = [
+                f"if {sid} in R:",
+                f"    R[{sid}].shield = {bool(s.arg)}",
                 f"rec({t}, {i}, {sid} in R)",
             ]
         elif k == "started" and in_task:
@@ -381,13 +423,13 @@ def render(program: Program) -> str:
     r = _Renderer(program)
     r.emit(0, "async def program(trio, rec, clock, R):")
     b0, b1 = program.buffers
-    r.emit(1, f"c0s, c0r = trio.open_memory_channel({b0})")
-    r.emit(1, f"c1s, c1r = trio.open_memory_channel({b1})")
+    r.emit(1, f"S0, R0 = map(lambda c: [c], trio.open_memory_channel({b0}))")
+    r.emit(1, f"S1, R1 = map(lambda c: [c], trio.open_memory_channel({b1}))")
     r.emit(1, "l0 = trio.Lock()")
     r.emit(1, f"s0 = trio.Semaphore({program.sem_value})")
     r.emit(1, "e0, e1 = trio.Event(), trio.Event()")
     r.emit(1, "k0 = trio.Condition()")
-    r.emit(1, "p0 = trio.lowlevel.ParkingLot()")
+    r.emit(1, "p0, p1 = trio.lowlevel.ParkingLot(), trio.lowlevel.ParkingLot()")
     r.emit(1, "m0 = trio.CapacityLimiter(1)")
     r.emit(1, "try:")
     r.emit(2, f"with trio.fail_after({GUARD}):")

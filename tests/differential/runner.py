@@ -58,7 +58,7 @@ def stats(s: Any) -> tuple[Any, ...]:
 
 
 def sync_stats(
-    lock: Any, sem: Any, e0: Any, e1: Any, cond: Any, lot: Any, limiter: Any
+    lock: Any, sem: Any, e0: Any, e1: Any, cond: Any, lot: Any, lot1: Any, limiter: Any
 ) -> tuple[Any, ...]:
     ls = lock.statistics()
     cs = cond.statistics()
@@ -75,6 +75,8 @@ def sync_stats(
         cs.lock_statistics.locked,
         lot.statistics().tasks_waiting,
         len(lot),
+        len(lot1),
+        len(lot.broken_by),
         limiter.borrowed_tokens,
         limiter.available_tokens,
         limiter.statistics().tasks_waiting,

@@ -35,6 +35,15 @@ MAX_DEPTH = 4
 MAX_BLOCK = 5
 
 DELAYS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
+_ABSOLUTE = {"sleep_until", "set_deadline", "cs_deadline", "move_on_at", "fail_at"}
+
+
+def _delay(draw: Any, kind: str) -> float:
+    # -1 is a deadline in the past for the absolute kinds (often) and the ValueError of a
+    # negative timeout for the relative ones (seldom: it ends the program).
+    if draw(st.integers(0, 7 if kind in _ABSOLUTE else 39)) == 0:
+        return -1.0
+    return draw(st.sampled_from(DELAYS))
 JUMPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 200.0)
 
 # Leaf kinds with weights, simplest first (shrinking moves towards the front). Kinds that
@@ -60,6 +69,10 @@ _LEAF_WEIGHTS = {
     "cond_wait": 1,
     "cond_notify": 1,
     "chan_stats": 1,
+    "clone_send": 1,
+    "clone_recv": 1,
+    "repark": 1,
+    "break_lot": 1,
     "sync_stats": 1,
     "shielded_checkpoint": 1,
     "checkpoint_if_cancelled": 1,
@@ -70,6 +83,7 @@ _LEAF_WEIGHTS = {
     "lock_nowait": 1,
     "lock_release": 1,
     "set_relative": 1,
+    "set_shield": 1,
     "sleep_forever": 1,
     "close_send": 1,
     "close_recv": 1,
@@ -93,14 +107,16 @@ def _leaf(draw: Any, in_task: bool) -> Leaf:
         kind = "checkpoint"
     if AVOID_TIES and kind in _JUMPY:
         kind = "checkpoint"
-    res = draw(st.integers(0, 5))
+    res = draw(st.integers(0, 7))
     if kind in _TIMED:
-        arg = draw(st.sampled_from(DELAYS))
+        arg = _delay(draw, kind)
         if AVOID_TIES:
             arg += (2 * draw(st.integers(0, 255)) + 1) / 1024
     elif kind in _JUMPY:
         arg = draw(st.sampled_from(JUMPS))
-    elif kind in ("cond_notify", "unpark"):
+    elif kind == "set_shield":
+        arg = float(draw(st.booleans()))
+    elif kind in ("cond_notify", "unpark", "repark"):
         arg = float(draw(st.integers(0, 2)))
     else:
         arg = 0.0
@@ -121,7 +137,7 @@ def _stmt(draw: Any, depth: int, in_task: bool) -> Stmt:
             # A shielded scope needs a deadline of its own, or a deadlock inside it
             # would outlive the program's guard.
             kind = "move_on_after"
-        delay = draw(st.sampled_from(DELAYS))
+        delay = _delay(draw, kind)
         return Scope(kind, delay, shield, draw(inner(in_task)))
     if roll < 68:
         return Nursery(draw(inner(in_task)))
