@@ -257,5 +257,5 @@ def _check(
     assert raised.is_public(lib), f"{raised.module}.{raised.name} is not a public type"
     if says is not None:
         assert re.search(says, raised.message, re.DOTALL), (
-            f"{lib}'s message does not say what went wrong (/{says}/): {outcome}"
+            f"{lib}'s message does not say what went wrong (/{says}/): {raised}\n{outcome}"
         )
