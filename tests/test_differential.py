@@ -58,8 +58,8 @@ def test_vivace_agrees_with_trio(program) -> None:  # type: ignore[no-untyped-de
     source = render(program)
     fn = compile_program(source)
     with deterministic(trio, vivace):
-        expected = run_program(trio, fn, program.seed)
-        actual = run_program(vivace, fn, program.seed)
+        expected = run_program(trio, fn, program.seed, program.instrument)
+        actual = run_program(vivace, fn, program.seed, program.instrument)
     broken = harness_error(expected)
     assert broken is None, f"the generated program is broken ({broken} on trio):\n{source}"
     why = difference(expected, actual)
@@ -90,6 +90,8 @@ def test_outcomes_and_traces_are_compared() -> None:
     base = Result(("value", "ok"), [("main", "begin"), ("t1", 2), ("main", "end")])
     assert difference(base, base) is None
     assert difference(base, Result(("error", ("TrioInternalError",)), base.events))
+    woken = [("instrument", "scheduled", "t1"), ("instrument", "scheduled", "t2")]
+    assert difference(Result(base.outcome, woken), Result(base.outcome, woken[::-1])) is None
     swapped = Result(base.outcome, [("t1", 2), ("main", "begin"), ("main", "end")])
     why = difference(base, swapped)
     assert why is not None and why.startswith("global order")

@@ -22,9 +22,26 @@ from .program import Program, render
 from .runner import Result
 
 
+def canonical(result: Result) -> Result:
+    """The result with each run of consecutive ``task_scheduled`` instrument events
+    sorted: one operation that wakes several tasks (a cancel, ``unpark_all``) reschedules
+    them in an order trio leaves to set iteration, so only the set is comparable. (The
+    order they then run in is fixed by the deterministic batch sort.)"""
+    events: list[tuple[Any, ...]] = []
+    run: list[tuple[Any, ...]] = []
+    for event in [*result.events, ("end",)]:
+        if event[:2] == ("instrument", "scheduled"):
+            run.append(event)
+            continue
+        events.extend(sorted(run))
+        run = []
+        events.append(event)
+    return Result(result.outcome, events[:-1])
+
+
 def difference(trio_result: Result, vivace_result: Result) -> str | None:
     """None if the runs agree, else a short description of the first difference."""
-    a, b = trio_result, vivace_result
+    a, b = canonical(trio_result), canonical(vivace_result)
     if a.outcome != b.outcome:
         return f"outcome: trio {a.outcome!r}, vivace {b.outcome!r}"
     ta, tb = a.per_task(), b.per_task()
@@ -78,7 +95,7 @@ def kind(description: str) -> str:
 def report(program: Program, trio_result: Result, vivace_result: Result, why: str) -> str:
     lines = [
         f"vivace disagrees with trio 0.35.0 ({why})",
-        f"scheduler seed {program.seed}; the program:",
+        f"scheduler seed {program.seed}, instrument {program.instrument}; the program:",
         "",
         render(program),
         f"trio:   {trio_result.outcome!r}",
@@ -102,7 +119,7 @@ if __name__ == "__main__":
 
     fn = compile_program(PROGRAM)
     with deterministic(trio, vivace):
-        results = {lib.__name__: run_program(lib, fn, SEED) for lib in (trio, vivace)}
+        results = {lib.__name__: run_program(lib, fn, SEED, INSTRUMENT) for lib in (trio, vivace)}
     for name, result in results.items():
         print(f"--- {name}: {result.outcome!r}")
         for event in result.events:
@@ -113,4 +130,7 @@ if __name__ == "__main__":
 def standalone(program: Program) -> str:
     """A self-contained script that runs the program on trio and on vivace."""
     source: Any = inspect.getsource(runner)
-    return f"{source}\n\nSEED = {program.seed}\nPROGRAM = '''\n{render(program)}'''\n{_MAIN}"
+    return (
+        f"{source}\n\nSEED = {program.seed}\nINSTRUMENT = {program.instrument}\n"
+        f"PROGRAM = '''\n{render(program)}'''\n{_MAIN}"
+    )

@@ -59,6 +59,7 @@ LEAF_KINDS = (
     "lock_nowait",
     "lock_release",
     "sync_stats",
+    "run_stats",
     "cancel",
     "set_deadline",
     "set_relative",
@@ -152,6 +153,7 @@ class Program:
     buffers: tuple[float, float] = (0, 1)  # the two memory channels' buffer sizes
     sem_value: int = 1
     seed: int = 0  # the scheduler seed used for both libraries
+    instrument: bool = False  # record the tasks' scheduling hooks too
     extra: dict[str, object] = field(default_factory=dict, compare=False)
 
 
@@ -378,6 +380,8 @@ class _Renderer:
             code = [f"{('l0', 's0', 'm0')[s.res % 3]}.acquire_nowait()", f"rec({t}, {i})"]
         elif k == "lock_release":
             code = [f"{('l0', 's0', 'm0')[s.res % 3]}.release()", f"rec({t}, {i})"]
+        elif k == "run_stats":
+            code = [f"rec({t}, {i}, *run_stats(trio))"]
         elif k == "sync_stats":
             code = [f"rec({t}, {i}, *sync_stats(l0, s0, e0, e1, k0, p0, p1, m0))"]
         elif k == "cancel" and sid is not None:

@@ -106,6 +106,52 @@ class Recorder:
         self.events.append((task, *(norm(v) for v in event)))
 
 
+def run_stats(lib: Any) -> tuple[Any, ...]:
+    # io_statistics is left out: trio's run_sync_soon task waits on a socket, vivace's
+    # entry queue does not, and neither promises the other's I/O layout.
+    s = lib.lowlevel.current_statistics()
+    return (
+        s.tasks_living,
+        s.tasks_runnable,
+        s.seconds_to_next_deadline,
+        s.run_sync_soon_queue_size,
+    )
+
+
+def _user_task(task: Any) -> str | None:
+    label = task.name.rsplit(".", 1)[-1]
+    if label == "program" or (label[:1] == "t" and label[1:].isdigit()):
+        return label
+    return None
+
+
+def make_instrument(lib: Any, rec: Recorder) -> Any:
+    """An instrument that records the scheduling hooks of the program's own tasks."""
+
+    class Trace(lib.abc.Instrument):  # type: ignore[misc, name-defined]
+        def _hook(self, hook: str, task: Any) -> None:
+            label = _user_task(task)
+            if label is not None:
+                rec("instrument", hook, label)
+
+        def task_spawned(self, task: Any) -> None:
+            self._hook("spawned", task)
+
+        def task_scheduled(self, task: Any) -> None:
+            self._hook("scheduled", task)
+
+        def before_task_step(self, task: Any) -> None:
+            self._hook("step", task)
+
+        def after_task_step(self, task: Any) -> None:
+            self._hook("stepped", task)
+
+        def task_exited(self, task: Any) -> None:
+            self._hook("exited", task)
+
+    return Trace()
+
+
 HELPERS: dict[str, Any] = {
     "MyError": MyError,
     "OtherError": OtherError,
@@ -114,6 +160,7 @@ HELPERS: dict[str, Any] = {
     "sync_stats": sync_stats,
     "scope_state": scope_state,
     "stall": stall,
+    "run_stats": run_stats,
     "inf": math.inf,
 }
 
@@ -165,8 +212,11 @@ def hang_guard(seconds: float) -> Iterator[list[bool]]:
         timer.cancel()
 
 
-def run_program(lib: Any, program_fn: Any, seed: int, hang_seconds: float = 20.0) -> Result:
-    """Run ``program_fn`` on ``lib`` (trio or vivace) with a fresh autojump MockClock."""
+def run_program(
+    lib: Any, program_fn: Any, seed: int, instrument: bool = False, hang_seconds: float = 20.0
+) -> Result:
+    """Run ``program_fn`` on ``lib`` (trio or vivace) with a fresh autojump MockClock;
+    with ``instrument``, the scheduling hooks of the program's tasks join the trace."""
     import importlib
 
     run_mod = importlib.import_module(lib.__name__ + "._core._run")
@@ -174,10 +224,13 @@ def run_program(lib: Any, program_fn: Any, seed: int, hang_seconds: float = 20.0
     clock = lib.testing.MockClock(autojump_threshold=0)
     rec = Recorder()
     registry: dict[int, Any] = {}
+    instruments = [make_instrument(lib, rec)] if instrument else []
     outcome: tuple[Any, ...]
     with hang_guard(hang_seconds) as fired:
         try:
-            value = lib.run(program_fn, lib, rec, clock, registry, clock=clock)
+            value = lib.run(
+                program_fn, lib, rec, clock, registry, clock=clock, instruments=instruments
+            )
             outcome = ("value", value)
         except KeyboardInterrupt as exc:
             outcome = ("hang",) if fired[0] else ("error", norm(exc))
