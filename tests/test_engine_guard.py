@@ -10,6 +10,9 @@ import sys
 
 from vivace._core import _impl
 
+# A hang guard below pytest-timeout's 60 s, so that a hang shows the child's output.
+SUBPROCESS_TIMEOUT = 40
+
 
 def _reference_requested() -> bool:
     return os.environ.get("VIVACE_NO_EXTENSIONS", "") not in ("", "0")
@@ -34,7 +37,8 @@ def test_engine_twins_come_from_the_selected_engine() -> None:
 def test_conflicting_engine_switches_are_an_import_error() -> None:
     env = dict(os.environ, VIVACE_NO_EXTENSIONS="1", VIVACE_REQUIRE_EXTENSIONS="1")
     proc = subprocess.run(
-        [sys.executable, "-c", "import vivace"], env=env, capture_output=True, text=True
+        [sys.executable, "-c", "import vivace"], env=env, capture_output=True, text=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert proc.returncode != 0
     assert "both set" in proc.stderr
@@ -48,6 +52,7 @@ def test_reference_engine_selected_by_environment() -> None:
         env=env,
         capture_output=True,
         text=True,
+        timeout=SUBPROCESS_TIMEOUT,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "reference"

@@ -181,11 +181,13 @@ async def test_open_tcp_listeners_rejects_non_int_port() -> None:
 
 @trio_test
 async def test_open_tcp_stream_all_refused_raises_with_group_cause() -> None:
-    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listener.socket.getsockname()[1]
-    await listener.aclose()
-    with pytest.raises(OSError, match="all attempts to connect to 127.0.0.1") as excinfo:
-        await trio.open_tcp_stream("127.0.0.1", port)
+    # A port that is bound but not listening refuses connections; holding it bound
+    # keeps any other process from starting to listen there meanwhile.
+    with stdlib_socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        with pytest.raises(OSError, match="all attempts to connect to 127.0.0.1") as excinfo:
+            await trio.open_tcp_stream("127.0.0.1", port)
     assert isinstance(excinfo.value.__cause__, ExceptionGroup)
 
 
@@ -234,7 +236,9 @@ async def test_open_unix_socket_connects(tmp_path: os.PathLike[str]) -> None:
 
 
 @trio_test
-async def test_serve_listeners_backs_off_on_EMFILE_and_recovers() -> None:
+async def test_serve_listeners_backs_off_on_EMFILE_and_recovers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
     addr = listener.socket.getsockname()
     served = trio.Event()
@@ -255,13 +259,16 @@ async def test_serve_listeners_backs_off_on_EMFILE_and_recovers() -> None:
                     fillers.append(os.open(os.devnull, os.O_RDONLY))
             except OSError as exc:
                 assert exc.errno == errno.EMFILE
-            await trio.sleep(0.25)  # accept fails with EMFILE and backs off
+            # The queued connection makes accept fail at once; the server then sleeps
+            # in its back-off, so once every task is blocked it has tried and failed.
+            await wait_all_tasks_blocked()
             assert not served.is_set()
+            assert "accept returned EMFILE" in caplog.text
         finally:
             for fd in fillers:
                 os.close(fd)
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-        with trio.fail_after(5):
+        with trio.fail_after(30):  # a hang guard: the back-off is 0.1 s
             await served.wait()
         client.close()
         nursery.cancel_scope.cancel()

@@ -81,6 +81,30 @@ def drain(sock: socket.socket) -> int:
         return total
 
 
+# A hang guard for waits on other threads; never reached when things work.
+THREAD_TIMEOUT = 30.0
+
+
+def until_blocked_in_epoll(native_id: int) -> None:
+    """Return once the thread ``native_id`` sleeps in epoll_wait, so that a wake-up
+    test wakes a wait that really blocked rather than one that had not started.
+
+    Linux names where a thread sleeps in /proc/<tid>/wchan; this polls that condition
+    (no fixed delay). Where the kernel hides it, it gives up after a few seconds: the
+    test then checks a wake-up that may have come before the wait, which must work too.
+    """
+    path = f"/proc/self/task/{native_id}/wchan"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                if "epoll" in f.read():
+                    return
+        except OSError:
+            return
+        time.sleep(0.0005)
+
+
 @pytest.fixture
 def pair() -> Iterator[SocketPair]:
     a, b = socket.socketpair()
@@ -402,22 +426,25 @@ def test_poller_wait_blocks_until_timeout(h: Harness) -> None:
 
 def test_poller_wait_from_another_thread_is_woken(h: Harness) -> None:
     result: list[object] = []
-    thread = threading.Thread(target=lambda: result.append(h.poller.wait(10)))
-    start = time.monotonic()
+    # If the wake-up were lost, the wait would end by its timeout with no events, and
+    # dispatch would report no wake-up: no need to time anything.
+    thread = threading.Thread(target=lambda: result.append(h.poller.wait(THREAD_TIMEOUT)))
     thread.start()
-    time.sleep(0.02)
+    until_blocked_in_epoll(thread.native_id)  # type: ignore[arg-type]
     h.wakeup.wakeup_thread_and_signal_safe()
-    thread.join(5)
+    thread.join(2 * THREAD_TIMEOUT)
     assert not thread.is_alive()
-    assert time.monotonic() - start < 5
     assert h.poller.dispatch(result[0]) is True
 
 
 def test_poller_rejects_concurrent_waits(h: Harness) -> None:
-    thread = threading.Thread(target=lambda: h.poller.dispatch(h.poller.wait(10)))
+    thread = threading.Thread(target=lambda: h.poller.dispatch(h.poller.wait(THREAD_TIMEOUT)))
     thread.start()
     try:
-        deadline = time.monotonic() + 5
+        until_blocked_in_epoll(thread.native_id)  # type: ignore[arg-type]
+        # The thread is in (or, where wchan is hidden, on its way to) its wait: poll
+        # for that condition, bounded by the hang guard.
+        deadline = time.monotonic() + THREAD_TIMEOUT
         while True:
             try:
                 h.poller.wait(0)
@@ -428,7 +455,7 @@ def test_poller_rejects_concurrent_waits(h: Harness) -> None:
             time.sleep(0.001)
     finally:
         h.wakeup.wakeup_thread_and_signal_safe()
-        thread.join(5)
+        thread.join(2 * THREAD_TIMEOUT)
 
 
 @pytest.mark.parametrize("timeout", [-1.0, 0.0, 1e-9, float("inf")])
@@ -596,9 +623,19 @@ def test_wakeup_socketpair_wakes_and_drains() -> None:
 def test_wakeup_socketpair_ignores_a_full_buffer() -> None:
     w = WakeupSocketpair()
     try:
+        r = select.poll()
+        r.register(w.wakeup_sock, select.POLLIN)
         for _ in range(100_000):
-            w.wakeup_thread_and_signal_safe()
+            w.wakeup_thread_and_signal_safe()  # neither blocks nor raises once full
+        # The buffer really is full: one more plain send would block.
+        with pytest.raises(BlockingIOError):
+            w.write_sock.send(b"\x00")
+        assert r.poll(0) != []
         w.drain()
+        assert r.poll(0) == []
+        # Having been full, it still wakes.
+        w.wakeup_thread_and_signal_safe()
+        assert r.poll(0) != []
     finally:
         w.close()
 
@@ -708,15 +745,21 @@ def test_manager_close_is_idempotent_and_leaks_nothing() -> None:
 def test_manager_force_wakeup_from_a_thread_ends_a_blocked_wait() -> None:
     manager = EpollIOManager(_current_task=lambda: None, _reschedule=Rescheduled())
     try:
-        timer = threading.Timer(0.02, manager.force_wakeup)
-        start = time.monotonic()
-        timer.start()
-        events = manager.get_events(10)
-        assert time.monotonic() - start < 5
+        me = threading.get_native_id()
+
+        def wake_when_blocked() -> None:
+            until_blocked_in_epoll(me)
+            manager.force_wakeup()
+
+        waker = threading.Thread(target=wake_when_blocked)
+        waker.start()
+        # Only the wake-up can end this wait with events (a lost one would end it by
+        # the timeout, with none).
+        events = manager.get_events(THREAD_TIMEOUT)
         assert events
         manager.process_events(events)
         assert not manager.get_events(0)  # drained
-        timer.join()
+        waker.join(THREAD_TIMEOUT)
     finally:
         manager.close()
 
@@ -724,13 +767,14 @@ def test_manager_force_wakeup_from_a_thread_ends_a_blocked_wait() -> None:
 def test_manager_get_events_in_worker_thread_while_main_thread_wakes_it() -> None:
     manager = EpollIOManager(_current_task=lambda: None, _reschedule=Rescheduled())
     try:
-        box: list[object] = []
-        thread = threading.Thread(target=lambda: box.append(manager.get_events(10)))
+        box: list[Any] = []
+        thread = threading.Thread(target=lambda: box.append(manager.get_events(THREAD_TIMEOUT)))
         thread.start()
-        time.sleep(0.01)
+        until_blocked_in_epoll(thread.native_id)  # type: ignore[arg-type]
         manager.force_wakeup()
-        thread.join(5)
+        thread.join(2 * THREAD_TIMEOUT)
         assert not thread.is_alive()
+        assert box[0]  # woken with the wake-up's event, not by the timeout
         manager.process_events(box[0])
         assert not manager.get_events(0)
     finally:
@@ -899,29 +943,72 @@ async def test_notify_closing_wakes_waiters_with_closed_resource_error(as_fileno
 
 @trio_test
 async def test_notify_closing_without_waiters_is_fine() -> None:
+    await wait_all_tasks_blocked()  # let the system tasks settle into their waits
+    base = io_stats()
     a, b = socket.socketpair()
     with a, b:
         lowlevel.notify_closing(a)
         lowlevel.notify_closing(a.fileno())
+        assert io_stats() == base
+        # Nothing lingers: a later waiter on the same (still open) fd parks and is
+        # woken by data, not by the earlier notification.
+        got: list[bytes] = []
+
+        async def reader() -> None:
+            await lowlevel.wait_readable(a)
+            got.append(a.recv(1))
+
+        async with vivace.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await wait_all_tasks_blocked()
+            assert got == []
+            assert io_stats().tasks_waiting_read == base.tasks_waiting_read + 1
+            b.send(b"x")
+        assert got == [b"x"]
     lowlevel.notify_closing(a)  # closed: fileno() is -1
     lowlevel.notify_closing(-1)
+    assert io_stats() == base
+
+
+def _pair_with_fd(fd: int | None) -> SocketPair:
+    """A socketpair whose first socket has number ``fd`` (the lowest free number is
+    reused, but either end of the new pair may get it)."""
+    a, b = socket.socketpair()
+    if fd is not None and a.fileno() != fd:
+        a, b = b, a
+    assert fd is None or a.fileno() == fd
+    return a, b
 
 
 @trio_test
 async def test_notify_closing_then_close_then_reuse_fd_number() -> None:
+    await wait_all_tasks_blocked()  # let the system tasks settle into their waits
+    base = io_stats()
+    fd = None
     for _ in range(3):
-        a, b = socket.socketpair()
+        a, b = _pair_with_fd(fd)
+        fd = a.fileno()
         with b:
             b.send(b"x")
             await lowlevel.wait_readable(a)
             lowlevel.notify_closing(a)
             a.close()
-    a, b = socket.socketpair()
+    a, b = _pair_with_fd(fd)
+    got: list[bytes] = []
+
+    async def reader() -> None:
+        await lowlevel.wait_readable(a)
+        got.append(a.recv(1))
+
     with a, b:
         async with vivace.open_nursery() as nursery:
-            nursery.start_soon(lowlevel.wait_readable, a)
+            nursery.start_soon(reader)
             await wait_all_tasks_blocked()
+            assert got == []
             b.send(b"y")
+    # The new socket behind the reused number is watched afresh: woken by its data.
+    assert got == [b"y"]
+    assert io_stats() == base
 
 
 @pytest.mark.parametrize("wait_name", ["wait_readable", "wait_writable"])
@@ -1055,11 +1142,27 @@ async def test_socket_streaming_rewaits_without_epoll_ctl_churn() -> None:
 async def test_unnotified_close_scenarios_are_survivable() -> None:
     # Closing an fd without notify_closing is a bug in the caller, but waits may
     # only return, raise OSError, or stay cancellable -- never wedge the run.
+    ended: list[str] = []
+
     async def tolerant(wait: Callable[[Any], Any], fd: Any) -> None:
         try:
             await wait(fd)
         except OSError:
-            pass
+            ended.append("OSError")
+        except vivace.Cancelled:
+            ended.append("cancelled")
+            raise
+        else:
+            ended.append("returned")
+
+    def all_ended(tasks: int) -> bool:
+        # Every waiter came out one of the tolerated ways, none is left parked.
+        done = len(ended) == tasks and set(ended) <= {"OSError", "cancelled", "returned"}
+        ended.clear()
+        return done
+
+    await wait_all_tasks_blocked()  # let the system tasks settle into their waits
+    base = io_stats()
 
     with socket.socket() as s:
         async with vivace.open_nursery() as nursery:
@@ -1068,6 +1171,8 @@ async def test_unnotified_close_scenarios_are_survivable() -> None:
             s.close()
             await wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
+    assert all_ended(1)
+    assert io_stats() == base
 
     with socket.socket() as s, s.dup():
         async with vivace.open_nursery() as nursery:
@@ -1076,6 +1181,8 @@ async def test_unnotified_close_scenarios_are_survivable() -> None:
             s.close()
             await wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
+    assert all_ended(1)
+    assert io_stats() == base
 
     for trigger in ["cancel", "data"]:
         a, b = socket.socketpair()
@@ -1101,11 +1208,15 @@ async def test_unnotified_close_scenarios_are_survivable() -> None:
                     await done.wait()
                     await wait_all_tasks_blocked()
                 nursery.cancel_scope.cancel()
+            assert done.is_set() == (trigger == "data")
+        assert all_ended(2)
+        assert io_stats() == base
         # The run still works afterwards.
         c, d = socket.socketpair()
         with c, d:
             d.send(b"z")
             await lowlevel.wait_readable(c)
+            assert c.recv(1) == b"z"
 
 
 @pytest.mark.parametrize("pass_socket", [False, True], ids=["fileno", "socket"])
@@ -1149,9 +1260,11 @@ async def test_wrapper_whose_fileno_changes_is_not_trusted() -> None:
     conn = Conn()
     try:
         with vivace.fail_after(5):
-            for _ in range(4):
-                conn.peer.send(b"x")
+            for i in range(4):
+                conn.peer.send(b"%d" % i)
                 await lowlevel.wait_readable(conn)
+                # Woken for the socket behind fileno() now, not an earlier one.
+                assert conn.sock.recv(1) == b"%d" % i
                 conn.reconnect()
     finally:
         conn.sock.close()
@@ -1232,13 +1345,15 @@ def test_force_wakeup_from_thread_ends_the_runs_blocking_wait() -> None:
         manager = _runner().io_manager
         token = lowlevel.current_trio_token()
 
+        run_thread = threading.get_native_id()
+
         def poke() -> None:
             try:
-                if blocked.wait(5):
-                    time.sleep(0.02)
+                if blocked.wait(THREAD_TIMEOUT):
+                    until_blocked_in_epoll(run_thread)
                     early.append(returned.is_set())
                     manager.force_wakeup()
-                    early.append(returned.wait(5))
+                    early.append(returned.wait(THREAD_TIMEOUT))
             finally:
                 token.run_sync_soon(clock.jump, 100)
 
@@ -1247,12 +1362,10 @@ def test_force_wakeup_from_thread_ends_the_runs_blocking_wait() -> None:
         try:
             await vivace.sleep(50)
         finally:
-            thread.join(10)
+            thread.join(2 * THREAD_TIMEOUT)
 
-    start = time.monotonic()
     vivace.run(main, clock=clock, instruments=[Recorder()])
     assert early == [False, True]
-    assert time.monotonic() - start < 5
 
 
 def test_guest_mode_waits_for_io_in_a_worker_thread() -> None:
@@ -1271,7 +1384,7 @@ def test_guest_mode_waits_for_io_in_a_worker_thread() -> None:
             return a.recv(10).decode()
 
     lowlevel.start_guest_run(main, run_sync_soon_threadsafe=todo.put, done_callback=done.append)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + THREAD_TIMEOUT
     while not done:
         todo.get(timeout=max(0.0, deadline - time.monotonic()))()
     assert done[0].unwrap() == "ping"

@@ -183,8 +183,9 @@ def test_tasks_left_by_a_crashed_run_are_tracked_again() -> None:
     # ends the run with TrioInternalError while that task is still parked; the runner
     # hands tasks that never finished back to the collector. In a subprocess: the
     # crashed run's coroutines complain on stderr when they are finally collected.
+    # A hang guard below pytest-timeout's 60 s, so that a hang shows its output.
     proc = subprocess.run(
-        [sys.executable, "-c", _CRASHED_RUN], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", _CRASHED_RUN], capture_output=True, text=True, timeout=40
     )
     assert proc.stdout.splitlines() == [
         "internal error from ValueError",

@@ -57,6 +57,53 @@ class RecordingLimiter:
             raise self.release_error
 
 
+class ReleaseSignallingLimiter:
+    """A CapacityLimiter that sets ``released`` (a vivace Event) on each release, so a
+    test can wait for a thread's token to come back instead of polling."""
+
+    def __init__(self, total_tokens: int) -> None:
+        self.inner = trio.CapacityLimiter(total_tokens)
+        self.released = trio.Event()
+
+    @property
+    def borrowed_tokens(self) -> int:
+        return self.inner.borrowed_tokens
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        await self.inner.acquire_on_behalf_of(borrower)
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        self.inner.release_on_behalf_of(borrower)
+        self.released.set()
+
+
+class JobDropWatch:
+    """Tells the test when a worker thread has let go of its job.
+
+    A worker holds a to_thread call's delivery callback, and through it the run, until
+    it has tried to report back; an abandoned worker that finishes after the run must
+    then let the run be collected. The thread cache drops a job's return value after
+    the delivery callback, so the job returns ``value()`` and the test calls ``wait()``:
+    a weak reference's callback (the C-level ``SimpleQueue.put``) signals the drop.
+    """
+
+    def __init__(self) -> None:
+        self._dropped: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._refs: list[weakref.ref[object]] = []
+
+    def value(self) -> object:
+        value = _JobValue()
+        self._refs.append(weakref.ref(value, self._dropped.put))
+        return value
+
+    def wait(self) -> None:
+        self._dropped.get(timeout=TIMEOUT)
+
+
+class _JobValue:
+    pass
+
+
 # -- lowlevel.start_thread_soon ----------------------------------------------------------
 
 
@@ -381,46 +428,57 @@ def test_to_thread_without_abandon_waits_for_the_thread_when_cancelled() -> None
 def test_to_thread_with_abandon_raises_cancelled_while_the_thread_runs() -> None:
     release = threading.Event()
     finished = threading.Event()
+    watch = JobDropWatch()
 
-    def worker() -> None:
+    def worker() -> object:
         release.wait(TIMEOUT)
         finished.set()
+        return watch.value()
 
     async def main() -> None:
-        limiter = trio.CapacityLimiter(1)
+        limiter = ReleaseSignallingLimiter(1)
+        # Whenever the deadline fires, the thread is still waiting for `release`.
         with trio.move_on_after(0.01) as scope:
-            await trio.to_thread.run_sync(worker, abandon_on_cancel=True, limiter=limiter)
+            await trio.to_thread.run_sync(
+                worker, abandon_on_cancel=True, limiter=limiter  # type: ignore[arg-type]
+            )
         assert scope.cancelled_caught
         assert not finished.is_set()
         # The thread still holds its token until it really finishes.
         assert limiter.borrowed_tokens == 1
         release.set()
-        await trio.to_thread.run_sync(finished.wait, TIMEOUT)
-        while limiter.borrowed_tokens:
-            await trio.sleep(0.001)
+        await limiter.released.wait()
+        assert finished.is_set()
+        assert limiter.borrowed_tokens == 0
 
     trio.run(main)
+    watch.wait()  # the worker may still hold the run for a moment after reporting back
 
 
 def test_to_thread_abandoned_thread_finishing_after_the_run_is_quiet(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     release = threading.Event()
-    q: queue.Queue[threading.Thread] = queue.Queue()
+    watch = JobDropWatch()
+    task_ref: list[weakref.ref[trio.lowlevel.Task]] = []
 
-    def worker() -> None:
+    def worker() -> object:
         release.wait(TIMEOUT)
-        q.put(threading.current_thread())
+        return watch.value()
 
     async def main() -> None:
+        task_ref.append(weakref.ref(trio.lowlevel.current_task()))
         with trio.move_on_after(0.001):
             await trio.to_thread.run_sync(worker, abandon_on_cancel=True)
 
     trio.run(main)
     release.set()
-    q.get(timeout=TIMEOUT)
+    watch.wait()
+    # Its report-back found the run finished, silently; and it let go of the run.
     out, err = capfd.readouterr()
     assert "Exception" not in out + err
+    gc.collect()
+    assert task_ref[0]() is None
 
 
 def test_to_thread_options_are_keyword_only() -> None:
@@ -472,11 +530,17 @@ def test_to_thread_limiter_caps_concurrent_threads() -> None:
     lock = threading.Lock()
     state = {"running": 0, "high": 0}
     gate = threading.Event()
+    two_running = trio.Event()
+
+    def arrived() -> None:
+        if state["running"] == 2:
+            two_running.set()
 
     def worker() -> None:
         with lock:
             state["running"] += 1
             state["high"] = max(state["high"], state["running"])
+        trio.from_thread.run_sync(arrived)
         gate.wait(TIMEOUT)
         with lock:
             state["running"] -= 1
@@ -486,9 +550,12 @@ def test_to_thread_limiter_caps_concurrent_threads() -> None:
         async with trio.open_nursery() as nursery:
             for _ in range(5):
                 nursery.start_soon(lambda: trio.to_thread.run_sync(worker, limiter=limiter))
-            while limiter.statistics().tasks_waiting != 3 or state["running"] != 2:
-                await trio.sleep(0.001)
+            await two_running.wait()
+            # The two threads hold both tokens until `gate`: the rest queue up.
+            await wait_all_tasks_blocked()
+            assert limiter.statistics().tasks_waiting == 3
             assert limiter.borrowed_tokens == 2
+            assert state["running"] == 2
             gate.set()
         assert state["high"] == 2
 
@@ -695,8 +762,7 @@ def test_from_thread_with_token_from_a_foreign_thread_runs_unprotected() -> None
             )
 
         thread, result = _in_foreign_thread(foreign)
-        while thread.is_alive():
-            await trio.sleep(0.001)
+        await trio.to_thread.run_sync(thread.join, TIMEOUT)
         assert result[0].unwrap() == (False, False)
 
     trio.run(main)
@@ -839,10 +905,12 @@ def test_check_cancelled_raises_after_a_refused_cancel() -> None:
 def test_check_cancelled_raises_in_an_abandoned_thread() -> None:
     go = threading.Event()
     q: queue.Queue[outcome.Outcome[None]] = queue.Queue()
+    watch = JobDropWatch()
 
-    def worker() -> None:
+    def worker() -> object:
         go.wait(TIMEOUT)
         q.put(outcome.capture(trio.from_thread.check_cancelled))
+        return watch.value()
 
     async def main() -> None:
         with trio.move_on_after(0.01):
@@ -852,6 +920,7 @@ def test_check_cancelled_raises_in_an_abandoned_thread() -> None:
     trio.run(main)
     with pytest.raises(trio.Cancelled):
         q.get(timeout=TIMEOUT).unwrap()
+    watch.wait()  # the worker outlived the run: let it release the run before the test ends
 
 
 def test_check_cancelled_outside_a_worker_raises_runtime_error() -> None:
@@ -883,16 +952,22 @@ def test_wait_all_threads_completed_waits_for_every_thread() -> None:
             await wait_all_threads_completed()
             done.append(True)
 
+        first_done = trio.Event()
+
+        async def first() -> None:
+            await trio.to_thread.run_sync(trio.from_thread.run, events[0].wait)
+            first_done.set()
+
         async with trio.open_nursery() as nursery:
-            for event in events:
-                nursery.start_soon(trio.to_thread.run_sync, trio.from_thread.run, event.wait)
+            nursery.start_soon(first)
+            nursery.start_soon(trio.to_thread.run_sync, trio.from_thread.run, events[1].wait)
             await wait_all_tasks_blocked()
             nursery.start_soon(waiter)
             await wait_all_tasks_blocked()
             assert active_thread_count() == 2
             events[0].set()
-            while active_thread_count() != 1:
-                await trio.sleep(0.001)
+            await first_done.wait()
+            assert active_thread_count() == 1
             await wait_all_tasks_blocked()
             assert done == []
             events[1].set()
