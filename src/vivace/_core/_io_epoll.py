@@ -86,7 +86,15 @@ def _fd_of(fd: int | _HasFileno) -> int:
     fd = int(fd)  # bool and other int subclasses
     if fd < 0:
         raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
+    if fd > _FD_MAX:
+        raise OverflowError(_FD_TOO_LARGE)
     return fd
+
+
+# An fd is a C int: larger numbers fail here, the same on both engines (the compiled
+# poller would fail converting them, the reference's dict would not).
+_FD_MAX = 2**31 - 1
+_FD_TOO_LARGE = "Python int too large to convert to C int"
 
 
 class EpollIOManager:
@@ -186,6 +194,8 @@ class EpollIOManager:
         fd = int(fd)
         if fd < 0:
             return
+        if fd > _FD_MAX:
+            raise OverflowError(_FD_TOO_LARGE)
         tasks = self._poller.forget(fd)
         if tasks is None:
             return

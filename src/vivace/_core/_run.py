@@ -29,7 +29,7 @@ import sniffio
 
 from .._abc import Clock
 from ._exceptions import TrioInternalError
-from ._impl import SystemClock, checkpoint
+from ._impl import SystemClock, TaskBase, checkpoint
 from ._ki import KIManager, enable_ki_protection
 from ._run_context import GLOBAL_RUN_CONTEXT, library_name
 from ._runner import Runner, RunStatistics
@@ -282,6 +282,27 @@ def start_guest_run(
     run_sync_soon_not_threadsafe(guest_state.guest_tick)
 
 
+def _fire_deadlines(expired: list[Any]) -> None:
+    # Every cancel scope first, then the sleepers: a sleep is a scope in trio, and all
+    # scopes that expire in one pass are cancelled before any task runs, so a sleep
+    # whose deadline passed together with an enclosing scope's raises Cancelled rather
+    # than returning. (A sleeper aborted here keeps its Cancelled: its
+    # _deadline_expired then does nothing.)
+    sleepers: list[Any] | None = None
+    payload: Any
+    for payload in expired:
+        if isinstance(payload, TaskBase):
+            if sleepers is None:
+                sleepers = [payload]
+            else:
+                sleepers.append(payload)
+        else:
+            payload._deadline_expired()
+    if sleepers is not None:
+        for task in sleepers:
+            task._deadline_expired()
+
+
 @enable_ki_protection
 def unrolled_run(
     runner: Runner,
@@ -326,8 +347,7 @@ def unrolled_run(
             expired = deadlines.pop_expired(clock.current_time())
             if expired:
                 idle_primed = 0
-                for scope in expired:
-                    scope._deadline_expired()
+                _fire_deadlines(expired)
             del expired
 
             if idle_primed and not runner.runq and not events:
@@ -479,6 +499,15 @@ def reschedule(task: Task, next_send: Any = None) -> None:
     """Wake *task*, parked in ``wait_task_rescheduled``, making that call return (or
     raise) *next_send*, an ``outcome.Outcome`` (default: ``Value(None)``)."""
     runner = _runner()
+    if task._runner is not runner:
+        # Queuing it here would strand it: its own run would wait for it forever.
+        raise RuntimeError(
+            f"reschedule() was given {task!r}, a task of another run; a task can only "
+            "be rescheduled from its own run (from another thread, go through that "
+            "run's TrioToken.run_sync_soon)"
+        )
+    if task not in runner.tasks:
+        raise RuntimeError(f"reschedule() was given {task!r}, which has already exited")
     if next_send is None:
         runner.reschedule(task)
     else:

@@ -166,7 +166,16 @@ async def _wait_fd(poller: Any, fd: int, owner: Any, task: Any, readable: bool) 
         remove(fd, task)
         return Abort.SUCCEEDED
 
-    await _impl.wait_task_rescheduled(abort)
+    try:
+        await _impl.wait_task_rescheduled(abort)
+    except BaseException:
+        # Thrown into or closed from outside the kernel. A wait the kernel parked the
+        # task on stays registered until its wake-up or abort (else the task would be
+        # stranded; the dead coroutine then ends it with RuntimeError, as in trio); a
+        # wait driven by hand is dropped. After an abort, removing again is a no-op.
+        if task._abort_func is not abort:
+            remove(fd, task)
+        raise
 
 
 def sock_send_all(sock: socket.socket, data: Any) -> Coroutine[Any, Any, None]:

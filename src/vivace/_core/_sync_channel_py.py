@@ -167,7 +167,7 @@ class SendChannelBase:
         try:
             await wait_task_rescheduled(waiter.abort)
         except BaseException:
-            waiter.discard()
+            waiter.abandon()
             raise
 
     @enable_ki_protection
@@ -242,7 +242,7 @@ class ReceiveChannelBase:
         try:
             await wait_task_rescheduled(waiter.abort)
         except BaseException:
-            waiter.discard()
+            waiter.abandon()
             raise
         return waiter.value
 

@@ -23,6 +23,12 @@ Design notes
   schedule point (it happened, so it must not be undone), or parking (the kernel's
   WaitTaskRescheduled, itself a cancel point). ``ParkingLot.park`` and ``Event.wait``
   keep trio's shape: they park at once.
+* A waiter the kernel parked its task on stays queued until it is woken or its abort
+  succeeds, whatever happens to the coroutine meanwhile: a ``throw()``/``close()``
+  from outside the kernel (misuse) leaves it queued, so the kernel's view -- the task
+  is parked -- stays true; the later wake-up or cancellation resumes the dead
+  coroutine, and the task ends with RuntimeError, as in trio. Discarding it would
+  strand the task forever. A waiter driven by hand (no kernel) is discarded.
 * The lock-owner breaker registry is the runner's ``_lot_breakers`` dict (the same
   object as ``_parking_lot.GLOBAL_PARKING_LOT_BREAKER``).
 """
@@ -103,11 +109,13 @@ class _Waiter:
         queue._remove(self)
         return _abort_results()[0]
 
-    def discard(self) -> None:
-        # The wait ended by throw() or close() (a successful abort has already
-        # removed it): never leave a dead waiter behind.
-        if self.queue is not None:
+    def abandon(self) -> None:
+        # The wait ended without the kernel (a successful abort already removed it):
+        # thrown into or closed from outside. See the design notes for why a waiter
+        # the kernel parked its task on stays queued.
+        if self.queue is not None and self.task._abort_func != self.abort:
             self.queue._remove(self)
+
 
 
 class _WaitQueue:
@@ -176,7 +184,7 @@ class LotBase(_WaitQueue):
         try:
             await wait_task_rescheduled(waiter.abort)
         except BaseException:
-            waiter.discard()
+            waiter.abandon()
             raise
 
     @enable_ki_protection
@@ -271,7 +279,7 @@ class EventBase(_WaitQueue):
         try:
             await wait_task_rescheduled(waiter.abort)
         except BaseException:
-            waiter.discard()
+            waiter.abandon()
             raise
 
 
@@ -377,7 +385,7 @@ class LockBase:
             try:
                 await wait_task_rescheduled(waiter.abort)
             except BaseException:
-                waiter.discard()
+                waiter.abandon()
                 raise
         except BrokenResourceError:
             raise BrokenResourceError(
@@ -451,7 +459,9 @@ async def park_until(deadline: float) -> None:
         runner.force_guest_tick_asap()
 
     def abort(_: Any) -> Any:
-        heap.remove(handle)
+        # discard, not remove: an enclosing scope whose deadline expired in the same
+        # pass of the run loop aborts us after that pass already popped our entry.
+        heap.discard(handle)
         return _abort_results()[0]
 
     await wait_task_rescheduled(abort)

@@ -111,7 +111,10 @@ class Task(TaskBase, metaclass=NoPublicConstructor):
 
     def _deadline_expired(self) -> None:
         # This task's sleep_until() deadline fired (the heap already dropped the entry).
-        self._runner.reschedule(self)
+        # The run loop calls this after cancelling every scope expired in the same pass;
+        # if one of them aborted the sleep, the task already has its Cancelled.
+        if self._abort_func is not None:
+            self._runner.reschedule(self)
 
     # -- cancellation plumbing (called by the kernel and the cancel-status tree) -------
     def _activate_cancel_status(self, cancel_status: Any) -> None:

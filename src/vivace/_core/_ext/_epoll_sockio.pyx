@@ -21,7 +21,8 @@ Design notes
   resumption (am_send) advances it. ``send_all`` loops: after a partial send it starts
   the next send with a new cancel check, exactly as a loop of ``send`` calls would.
   Whatever ends the op (return, error, throw, close, dealloc) releases the data buffer
-  and every reference it holds.
+  and every reference it holds -- except that a throw or close from outside the
+  kernel leaves a parked op's wait in place until its wake-up or abort (see _abandon).
 
 * Syscalls are made on the stdlib socket's fd with MSG_DONTWAIT and the GIL held: they
   never block, and releasing the GIL would cost more than the copy. recv lands in a
@@ -209,6 +210,13 @@ cdef class _SockOp:
     cdef bint stream_errors  # OSError -> ClosedResourceError/BrokenResourceError
 
     def __await__(self):
+        # A coroutine refuses a second awaiter while suspended; so do we.
+        if self.state != _FRESH and self.state != _DONE:
+            raise RuntimeError("coroutine is being awaited already")
+        return self
+
+    def __iter__(self):
+        # `yield from op.__await__()` (a @types.coroutine delegating) needs iter().
         return self
 
     def __next__(self):
@@ -222,8 +230,8 @@ cdef class _SockOp:
         raise StopIteration(value)
 
     def close(self):
-        """Abandon the operation (as a coroutine's close(): unregisters a wait)."""
-        _finish(<PyObject *>self)
+        """Abandon the operation (as a coroutine's close())."""
+        _abandon(<PyObject *>self)
 
     def __call__(self, raise_cancel):
         # The abort function of a parked op: forget the waiter; the kernel then
@@ -273,6 +281,19 @@ cdef int _finish(PyObject *op_) noexcept:
     op.sock = op.data = op.error = op.result = op.name = op.args = None
     op.runner = op.poller = op.task = None
     return 0
+
+
+cdef int _abandon(PyObject *op_) noexcept:
+    # throw()/close() from outside the kernel. A parked op keeps its waiter (and what
+    # it holds) until the poller wakes the task or the kernel aborts the wait: the
+    # kernel still sees the task parked, and dropping the waiter would strand it (the
+    # reference's wait_fd leaves its waiter registered too). Then the dead coroutine
+    # is resumed and the task ends with RuntimeError, as in trio.
+    # An op driven by hand, which the kernel never parked a task on, just finishes.
+    cdef _SockOp op = <_SockOp>op_
+    if op.state == _PARKED and op.task is not None and op.task._abort_func is op:
+        return 0
+    return _finish(op_)
 
 
 cdef int _unpark(_SockOp op) except -1:
@@ -589,7 +610,7 @@ cdef PyObject *_op_throw_meth(PyObject *op, PyObject *args) noexcept:
     cdef PyObject *exc = vv_sp_exception_from_args(args)
     if exc == NULL:
         return NULL
-    _finish(op)
+    _abandon(op)
     vv_sp_raise(exc)  # steals exc
     return NULL
 

@@ -85,6 +85,14 @@ cdef class _TrapAwaitable:
     cdef int kind
 
     def __await__(self):
+        # A coroutine refuses a second awaiter while suspended; so do we, rather than
+        # take its first send for the first awaiter's resumption.
+        if self.state == _SUSPENDED:
+            raise RuntimeError("coroutine is being awaited already")
+        return self
+
+    def __iter__(self):
+        # `yield from trap.__await__()` (a @types.coroutine delegating) needs iter().
         return self
 
     def __next__(self):

@@ -26,6 +26,10 @@ Design notes
 * The am_send slot is a Cython ``except -1`` function (its -1 is PYGEN_ERROR, so a
   raised exception reaches CPython C-style); ``send``/``throw`` are raw C methods
   (csrc/vv_sendproto.h). Waking goes straight to ``KernelBase._reschedule``.
+* ``throw``/``close`` from outside the kernel (misuse) leave an op the kernel parked
+  the task on linked, as the reference leaves its waiter queued: the task stays
+  parked until its wake-up or abort, which then resumes the dead coroutine
+  (RuntimeError, as in trio). An op driven by hand is unlinked.
 * ``park_until`` (sleep's engine half, ``_sync_sleep.pxi``) is an ``_Op`` too: the
   parked task is the deadline heap's payload, the op its abort function.
 * The GIL is held throughout; nothing here blocks.
@@ -264,6 +268,13 @@ cdef class _Op:
     cdef int state
 
     def __await__(self):
+        # A coroutine refuses a second awaiter while suspended; so do we.
+        if self.state != _S_FRESH and self.state != _S_DONE:
+            raise RuntimeError("coroutine is being awaited already")
+        return self
+
+    def __iter__(self):
+        # `yield from op.__await__()` (a @types.coroutine delegating) needs iter().
         return self
 
     def __next__(self):
@@ -276,7 +287,7 @@ cdef class _Op:
         raise StopIteration(value)
 
     def close(self):
-        _op_discard(self)
+        _op_abandon(self)
 
     def __call__(self, raise_cancel):
         # The abort function: take this op out of whatever queue holds it now (a
@@ -306,9 +317,15 @@ cdef inline _Op _new_op(int kind, object target, object value):
     return op
 
 
-cdef void _op_discard(_Op op) noexcept:
-    # Closed or thrown into: never leave it linked. noexcept: it only drops references
+cdef void _op_abandon(_Op op) noexcept:
+    # Closed or thrown into from outside the kernel. If the kernel parked the task on
+    # this op (it is the task's abort function), the op stays linked (or in the
+    # deadline heap) until its wake-up or abort, as the reference's waiter does:
+    # unlinking would strand the task forever. An op driven by hand, which the kernel
+    # never saw, is unlinked: nobody else would. noexcept: it only drops references
     # (called from the raw throw method, where no Python error may be pending).
+    if op.state == _S_PARKED and op.task is not None and op.task._abort_func is op:
+        return
     if op.queue != NULL:
         _q_detach(<_Queue>op.queue, op)
         _decref(<PyObject *>op)  # the caller holds another reference
@@ -394,7 +411,7 @@ cdef PyObject *_op_throw_meth(PyObject *selfp, PyObject *args) noexcept:
     cdef PyObject *exc = vv_sp_exception_from_args(args)
     if exc == NULL:
         return NULL
-    _op_discard(<_Op>selfp)  # may run finalizers: before the error indicator is set
+    _op_abandon(<_Op>selfp)  # may run finalizers: before the error indicator is set
     vv_sp_raise(exc)
     return NULL
 

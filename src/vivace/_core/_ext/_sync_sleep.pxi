@@ -36,8 +36,10 @@ cdef object _abort_sleep(_Op op):
     handle = op.value
     op.value = None
     heap = op.target
+    # discard, not remove: an enclosing scope whose deadline expired in the same pass of
+    # the run loop aborts us after that pass already popped our entry.
     if type(heap) is DeadlineHeap:
-        (<DeadlineHeap>heap).c_remove(<uint64_t>handle)
+        (<DeadlineHeap>heap).c_discard(<uint64_t>handle)
     else:
-        heap.remove(handle)
+        heap.discard(handle)
     return _abort_result(True)
