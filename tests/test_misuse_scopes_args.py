@@ -13,8 +13,6 @@ import math
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 from _hang_guard import Cases, check_misuse
 
 CASES = Cases()
@@ -354,6 +352,11 @@ def semaphore_with_a_negative_value(t: ModuleType) -> None:
     t.Semaphore(-1)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+def pytest_generate_tests(metafunc: Any) -> None:
+    # Parametrized by this hook rather than pytest.mark: the child process that imports
+    # this module to run one case then need not import pytest.
+    metafunc.parametrize("name", list(CASES))
+
+
 def test_misuse_raises_a_clear_error(name: str) -> None:
     check_misuse(__file__, name, CASES[name].expect)

@@ -17,8 +17,6 @@ from collections.abc import Generator
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 from _hang_guard import Cases, Misuse, check_misuse
 
 CASES = Cases()
@@ -330,6 +328,11 @@ def reschedule_outside_a_run(t: ModuleType) -> None:
     t.lowlevel.reschedule(t.run(main))
 
 
-@pytest.mark.parametrize("name", list(CASES))
+def pytest_generate_tests(metafunc: Any) -> None:
+    # Parametrized by this hook rather than pytest.mark: the child process that imports
+    # this module to run one case then need not import pytest.
+    metafunc.parametrize("name", list(CASES))
+
+
 def test_misuse_raises_a_clear_error(name: str) -> None:
     check_misuse(__file__, name, CASES[name].expect)

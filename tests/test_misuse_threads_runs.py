@@ -14,8 +14,6 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import pytest
-
 from _hang_guard import Cases, check_misuse
 
 CASES = Cases()
@@ -297,6 +295,11 @@ def current_time_outside_a_run(t: ModuleType) -> None:
     t.current_time()
 
 
-@pytest.mark.parametrize("name", list(CASES))
+def pytest_generate_tests(metafunc: Any) -> None:
+    # Parametrized by this hook rather than pytest.mark: the child process that imports
+    # this module to run one case then need not import pytest.
+    metafunc.parametrize("name", list(CASES))
+
+
 def test_misuse_raises_a_clear_error(name: str) -> None:
     check_misuse(__file__, name, CASES[name].expect)
