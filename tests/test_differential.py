@@ -48,7 +48,8 @@ _settings = settings(
 def _record_disagreement(program: object, why: str, repro: str) -> None:
     assert COLLECT is not None
     with open(COLLECT, "a") as f:
-        f.write(json.dumps({"kind": kind(why), "why": why, "repro": repro}) + "\n")
+        row = {"kind": kind(why), "why": why, "program": repr(program), "repro": repro}
+        f.write(json.dumps(row) + "\n")
 
 
 @pytest.mark.timeout(0 if LONG_EXAMPLES else 60)

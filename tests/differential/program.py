@@ -17,7 +17,9 @@ received items, ``cancelled_caught``, caught exceptions (normalised by ``rec``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+__all__ = ["Finally", "Leaf", "Locked", "Nursery", "Program", "Scope", "Spawn", "Try"]
 
 # Time values are dyadic so that sums of them are exact in binary floating point and
 # both libraries compute bit-identical deadlines.
@@ -154,7 +156,6 @@ class Program:
     sem_value: int = 1
     seed: int = 0  # the scheduler seed used for both libraries
     instrument: bool = False  # record the tasks' scheduling hooks too
-    extra: dict[str, object] = field(default_factory=dict, compare=False)
 
 
 def _children(stmt: Stmt) -> tuple[Stmt, ...]:
@@ -234,8 +235,8 @@ class _Renderer:
             self.emit(ind, "try:")
             self.block(s.body, ind + 1, task, nurseries)
             names = ", ".join(CATCHABLE[c] for c in s.catch)
-            self.emit(ind, f"except{'*' if s.star else ''} ({names},) as e{i}:")
-            self.emit(ind + 1, f"rec({t}, {i}, 'caught', e{i})")
+            self.emit(ind, f"except{'*' if s.star else ''} ({names},) as err{i}:")
+            self.emit(ind + 1, f"rec({t}, {i}, 'caught', err{i})")
             if s.reraise:
                 self.emit(ind + 1, "raise")
         elif isinstance(s, Finally):
