@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import random as _random
+import threading
 import types
 from time import perf_counter as _perf_counter
 from typing import TYPE_CHECKING, Any
@@ -285,6 +286,8 @@ class KernelBase:
         self._task_class: Any = None  # the TaskBase subclass spawn_child creates
         self._task_counter = itertools.count()
         self._lot_breakers: Any = {}  # the parking-lot breaker registry (a dict)
+        # The thread the run belongs to: only it may wake the run's tasks.
+        self._thread_ident = threading.get_ident()
 
     # -- hooks the Python layer provides -------------------------------------------
     def task_exited(self, task: Any, result: outcome.Outcome[Any]) -> None:

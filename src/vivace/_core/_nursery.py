@@ -315,7 +315,16 @@ class Nursery(metaclass=NoPublicConstructor):
         self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None
     ) -> None:
         """Spawn ``async_fn(*args)`` as a child task and return at once (no checkpoint)."""
-        GLOBAL_RUN_CONTEXT.runner.spawn_child(async_fn, args, self, name)
+        try:
+            runner = GLOBAL_RUN_CONTEXT.runner
+        except AttributeError:
+            if self._closed:
+                raise RuntimeError("Nursery is closed to new arrivals") from None
+            raise RuntimeError(
+                "start_soon() must be called from the thread of the nursery's run (from "
+                "another thread, use vivace.from_thread.run_sync(nursery.start_soon, ...))"
+            ) from None
+        runner.spawn_child(async_fn, args, self, name)
 
     async def start(
         self, async_fn: Callable[..., Awaitable[object]], *args: object, name: object = None

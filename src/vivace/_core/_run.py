@@ -508,6 +508,12 @@ def reschedule(task: Task, next_send: Any = None) -> None:
         )
     if task not in runner.tasks:
         raise RuntimeError(f"reschedule() was given {task!r}, which has already exited")
+    if next_send is not None and not isinstance(next_send, outcome.Outcome):
+        # It would only fail later, in the woken task, far from this call.
+        raise TypeError(
+            f"reschedule() takes an outcome (outcome.Value(x) or outcome.Error(exc)) to "
+            f"resume the task with, not {type(next_send).__name__}"
+        )
     if next_send is None:
         runner.reschedule(task)
     else:

@@ -18,6 +18,13 @@ class _RunContext(threading.local):
 
 GLOBAL_RUN_CONTEXT = _RunContext()
 
+# Both engines' wait queues refuse to wake a run's task from another thread.
+FOREIGN_THREAD_WAKE = (
+    "must be called from async context: this would wake a task of a vivace run, which "
+    "only that run's thread may do (from another thread, use "
+    "vivace.from_thread.run_sync)"
+)
+
 # What sniffio reports while this library runs. vivace.install() (a later issue) switches
 # it to "trio" so that libraries that dispatch on sniffio take their trio code path.
 _LIBRARY_NAME = ["vivace"]

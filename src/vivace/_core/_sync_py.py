@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from threading import get_ident as _get_ident
 from typing import TYPE_CHECKING, Any
 
 import outcome
@@ -44,7 +45,7 @@ import outcome
 from ._exceptions import BrokenResourceError, WouldBlock
 from ._kernel_py import RESUME_NONE, cancel_shielded_checkpoint, checkpoint, wait_task_rescheduled
 from ._ki import enable_ki_protection
-from ._run_context import GLOBAL_RUN_CONTEXT
+from ._run_context import FOREIGN_THREAD_WAKE, GLOBAL_RUN_CONTEXT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,8 +131,19 @@ class _WaitQueue:
         self._waiters[waiter] = None
         waiter.queue = self
 
+    def _refuse_foreign_thread(self) -> None:
+        # Waking a run's task from another thread would touch the run's queue from
+        # outside it: every wake-up pops here first (Event.set asks before setting its
+        # flag), so it is refused before anything changes.
+        if self._waiters:
+            runner = getattr(next(iter(self._waiters)).task, "_runner", None)
+            if runner is not None and runner._thread_ident != _get_ident():
+                raise RuntimeError(FOREIGN_THREAD_WAKE)
+
     def _popleft(self) -> _Waiter:
-        waiter = self._waiters.popitem(last=False)[0]
+        self._refuse_foreign_thread()
+        waiter = next(iter(self._waiters))
+        del self._waiters[waiter]
         waiter.queue = None
         return waiter
 
@@ -261,6 +273,7 @@ class EventBase(_WaitQueue):
     def set(self) -> None:
         """Set the flag and wake every waiting task."""
         if not self._flag:
+            self._refuse_foreign_thread()
             self._flag = True
             waiters = self._waiters
             self._waiters = {}  # type: ignore[assignment]

@@ -50,6 +50,8 @@ cdef class KernelBase:
     cdef public object _task_class
     cdef public object _task_counter
     cdef public object _lot_breakers
+    # The thread the run belongs to: only it may wake the run's tasks.
+    cdef public unsigned long _thread_ident
 
     cdef int _reschedule(self, TaskBase task, object next_send) except -1
     cdef int _run_batch_c(self, list batch) except -1

@@ -43,6 +43,7 @@ Design notes
 
 cimport cython
 from cpython.object cimport PyObject
+from cpython.pythread cimport PyThread_get_thread_ident
 from libc.time cimport timespec
 
 
@@ -471,6 +472,7 @@ cdef class KernelBase:
         self._task_class = None
         self._task_counter = itertools.count()
         self._lot_breakers = {}
+        self._thread_ident = PyThread_get_thread_ident()
 
     # -- hooks the Python layer provides -------------------------------------------
     def task_exited(self, task, result):

@@ -37,6 +37,7 @@ Design notes
 
 cimport cython
 from cpython.object cimport PyObject
+from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport isinf
 from libc.stdint cimport uint64_t
 from vivace._core._ext._heap cimport DeadlineHeap
@@ -58,7 +59,7 @@ from vivace._core._ext._kernel import (
     RESUME_NONE,
     WaitTaskRescheduled,
 )
-from vivace._core._run_context import GLOBAL_RUN_CONTEXT
+from vivace._core._run_context import FOREIGN_THREAD_WAKE, GLOBAL_RUN_CONTEXT
 
 cdef extern from "Python.h":
     # Raw declarations: used where errors are reported C-style.
@@ -86,6 +87,7 @@ cdef extern from "vv_sendproto.h":
 ctypedef int (*_raw_sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
 
 cdef object _GRC = GLOBAL_RUN_CONTEXT
+cdef object _FOREIGN_THREAD = FOREIGN_THREAD_WAKE
 cdef object _RESUME_NONE = RESUME_NONE
 cdef object _CHECKPOINT_MSG = CHECKPOINT
 cdef object _CSC_MSG = CANCEL_SHIELDED_CHECKPOINT
@@ -246,9 +248,23 @@ cdef inline void _q_detach(_Queue q, _Op op) noexcept:
     q.count -= 1
 
 
+cdef inline int _q_refuse_foreign_thread(_Queue q) except -1:
+    # Waking a run's task from another thread would touch the run's queue from outside
+    # it: every wake-up pops here first (Event.set asks before setting its flag), so it
+    # is refused before anything changes.
+    if q.head == NULL:
+        return 0
+    cdef TaskBase task = (<_Op>q.head).task
+    if task is not None and isinstance(task._runner, KernelBase) and \
+            (<KernelBase>task._runner)._thread_ident != PyThread_get_thread_ident():
+        raise RuntimeError(_FOREIGN_THREAD)
+    return 0
+
+
 cdef inline _Op _q_popleft(_Queue q):
     # The oldest op (the caller checked q.count); the queue's reference moves to the caller.
     cdef PyObject *p = q.head
+    _q_refuse_foreign_thread(q)
     _q_detach(q, <_Op>p)
     return <_Op>_steal(p)
 
@@ -572,6 +588,7 @@ cdef class EventBase(_Queue):
         """Set the flag and wake every waiting task."""
         cdef _Op op
         if not self._flag:
+            _q_refuse_foreign_thread(self)
             self._flag = True
             while self.count:
                 op = _q_popleft(self)
