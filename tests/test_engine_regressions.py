@@ -393,3 +393,88 @@ def test_fd_beyond_a_c_int_is_an_overflow_error(name: str) -> None:
                 await result
 
     trio.run(main)
+
+
+# ---------------------------------------------------------------- object lifetime
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        trio.Event,
+        trio.Lock,
+        trio.StrictFIFOLock,
+        trio.Condition,
+        trio.lowlevel.ParkingLot,
+        lambda: trio.Semaphore(1),
+        lambda: trio.CapacityLimiter(1),
+        lambda: trio.open_memory_channel[int](0)[0],
+        lambda: trio.open_memory_channel[int](0)[1],
+    ],
+    ids=["Event", "Lock", "StrictFIFOLock", "Condition", "ParkingLot", "Semaphore",
+         "CapacityLimiter", "MemorySendChannel", "MemoryReceiveChannel"],
+)
+def test_weak_references_die_with_the_object(make: Callable[[], object]) -> None:
+    # The compiled Event once kept a dead object's weakref pointing at freed memory,
+    # so it came back as whatever object was allocated there next (found by valgrind).
+    import weakref
+
+    obj = make()
+    ref = weakref.ref(obj)
+    del obj
+    other = make()
+    assert ref() is None
+    assert ref() is not other
+
+
+def test_sleep_until_a_past_deadline_is_an_immediate_checkpoint() -> None:
+    # trio's sleep scope is cancelled on entry: the task is rescheduled within the same
+    # step (task_scheduled before after_task_step), and no deadline is left waiting.
+    hooks: list[str] = []
+
+    class Hooks(trio.abc.Instrument):
+        def task_scheduled(self, task: trio.lowlevel.Task) -> None:
+            if task.name.endswith("main"):
+                hooks.append("scheduled")
+
+        def after_task_step(self, task: trio.lowlevel.Task) -> None:
+            if task.name.endswith("main"):
+                hooks.append("stepped")
+
+    async def main() -> tuple[int, float]:
+        trio.lowlevel.add_instrument(Hooks())
+        hooks.clear()
+        await trio.sleep_until(trio.current_time() - 1)
+        stats = trio.lowlevel.current_statistics()
+        return stats.tasks_runnable, stats.seconds_to_next_deadline
+
+    assert trio.run(main, clock=MockClock()) == (0, float("inf"))
+    assert hooks[:2] == ["scheduled", "stepped"]
+
+
+def test_sleep_woken_by_its_deadline_raises_if_an_outer_scope_was_cancelled_meanwhile() -> None:
+    # The deadline fired and the sleeper is runnable; before it resumes, an enclosing
+    # scope is cancelled (here by an instrument, just before the sleeper's step, which
+    # makes the order deterministic). trio's sleep scope then lets Cancelled through.
+    seen: list[str] = []
+
+    async def main() -> bool:
+        sleeper = trio.lowlevel.current_task()
+        with trio.CancelScope() as outer:
+
+            class CancelBeforeWake(trio.abc.Instrument):
+                def before_task_step(self, task: trio.lowlevel.Task) -> None:
+                    if task is sleeper and trio.current_time() >= 1:
+                        outer.cancel()
+
+            trio.lowlevel.add_instrument(CancelBeforeWake())
+            try:
+                await trio.sleep(1)
+                seen.append("returned")
+            except trio.Cancelled:
+                seen.append("cancelled")
+                raise
+        return outer.cancelled_caught
+
+    assert trio.run(main, clock=MockClock(autojump_threshold=0)) is True
+    assert seen == ["cancelled"]

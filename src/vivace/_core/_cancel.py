@@ -144,7 +144,9 @@ class CancelStatus(CancelStatusBase):
             status = todo.pop()
             scope = status._scope
             inherited = status.parent_cancellation_is_visible_to_us
-            new_state = scope._cancel_called or inherited
+            # The property, not the field: a scope whose deadline has passed but not
+            # yet been processed by the run loop is cancelled now, as in trio.
+            new_state = scope.cancel_called or inherited
             if new_state != status.effectively_cancelled:
                 if scope._cancel_reason is None and inherited:
                     scope._cancel_reason = status._parent._scope._cancel_reason  # type: ignore[union-attr]

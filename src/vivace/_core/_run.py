@@ -289,6 +289,7 @@ def _fire_deadlines(expired: list[Any]) -> None:
     # than returning. (A sleeper aborted here keeps its Cancelled: its
     # _deadline_expired then does nothing.)
     sleepers: list[Any] | None = None
+    scopes: list[Any] = []
     payload: Any
     for payload in expired:
         if isinstance(payload, TaskBase):
@@ -297,7 +298,14 @@ def _fire_deadlines(expired: list[Any]) -> None:
             else:
                 sleepers.append(payload)
         else:
-            payload._deadline_expired()
+            # Every popped scope forgets its entry before any is cancelled: cancelling
+            # one recalculates the scopes below it, which cancels those whose deadline
+            # has passed (as in trio), and they must not try to remove entries this
+            # pass already popped.
+            payload._heap_handle = None
+            scopes.append(payload)
+    for payload in scopes:
+        payload._deadline_expired()
     if sleepers is not None:
         for task in sleepers:
             task._deadline_expired()

@@ -464,6 +464,11 @@ async def park_until(deadline: float) -> None:
     successful abort removes the entry first."""
     task = _current_task()
     runner = task._runner
+    if deadline <= runner.clock.current_time():
+        # Already due: trio's sleep scope would be cancelled on entry and the task
+        # rescheduled at once -- a plain checkpoint.
+        await checkpoint()
+        return
     heap = runner.deadlines
     if runner.is_guest:
         before = heap.peek_deadline()
@@ -478,3 +483,9 @@ async def park_until(deadline: float) -> None:
         return _abort_results()[0]
 
     await wait_task_rescheduled(abort)
+    # Woken by the deadline. In trio the sleep is a scope that the deadline cancelled,
+    # and a scope lets Cancelled through when an enclosing cancellation is visible: if
+    # an enclosing scope was cancelled before this task resumed, the sleep raises.
+    status = task._cancel_status
+    if status.effectively_cancelled:
+        raise status._make_cancelled()

@@ -376,6 +376,12 @@ cdef int _op_send(PyObject *selfp, PyObject *arg, PyObject **presult) except -1:
         return PYGEN_NEXT
     if state == _S_FINISH or state == _S_PARKED:
         op.state = _S_DONE
+        if op.kind == _K_SLEEP and state == _S_PARKED and arg == <PyObject *>_RESUME_NONE:
+            try:
+                _sleep_woke(op)
+            finally:
+                op.task = None
+                op.value = None
         if arg != <PyObject *>_RESUME_NONE:
             res = PyObject_CallMethodNoArgs(arg, <PyObject *>_s_unwrap)
             if res == NULL:
@@ -575,6 +581,12 @@ cdef class EventBase(_Queue):
 
     cdef object __weakref__
     cdef readonly bint _flag
+
+    def __dealloc__(self):
+        # Empty, but it must exist: without a __dealloc__ of its own, Cython gives this
+        # class _Queue's tp_dealloc, which does not clear weak references (_Queue has
+        # no __weakref__), and a dead Event's weakref would point at freed memory.
+        pass
 
     @property
     def _tasks_waiting(self):

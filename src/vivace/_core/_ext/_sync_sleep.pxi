@@ -14,6 +14,11 @@ def park_until(deadline):
 cdef object _start_sleep(_Op op):
     cdef TaskBase task = _current_task()
     runner = task._runner
+    if op.value <= runner.clock.current_time():
+        # Already due: trio's sleep scope would be cancelled on entry and the task
+        # rescheduled at once -- a plain checkpoint, as Event.wait on a set flag.
+        op.state = _S_FINISH
+        return _CHECKPOINT_MSG
     heap = runner.deadlines
     guest = runner.is_guest
     if not guest and type(heap) is DeadlineHeap:
@@ -30,6 +35,16 @@ cdef object _start_sleep(_Op op):
     op.task = task
     op.state = _S_PARKED
     return _WaitTaskRescheduled(op)
+
+
+cdef int _sleep_woke(_Op op) except -1:
+    # Woken by its deadline. In trio the sleep is a scope that the deadline cancelled,
+    # and a scope lets Cancelled through when an enclosing cancellation is visible: if
+    # an enclosing scope was cancelled before this task resumed, the sleep raises.
+    status = op.task._cancel_status
+    if status.effectively_cancelled:
+        raise status._make_cancelled()
+    return 0
 
 
 cdef object _abort_sleep(_Op op):
