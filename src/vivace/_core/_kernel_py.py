@@ -257,6 +257,7 @@ class KernelBase:
         "_instr_scheduled",
         "_instr_spawned",
         "_lot_breakers",
+        "_thread_ident",
         "_task_class",
         "_task_counter",
         "current_task",
