@@ -207,15 +207,18 @@ def test_memory_is_flat_over_many_operations(
 
 
 def test_the_bounds_catch_one_leaked_object_per_operation() -> None:
-    # The measure itself: a workload that keeps one float per operation alive must
+    # The measure itself: a workload that keeps one object per operation alive must
     # break both bounds (the blocks one only where pymalloc is in use: under
-    # PYTHONMALLOC=malloc the count is always 0).
+    # PYTHONMALLOC=malloc the count is always 0). The object is ~1.5 KiB of written
+    # memory, so that the RSS bound breaks even when earlier tests in this process left
+    # tens of MiB of freed memory for the leak to reuse without growing the RSS (a
+    # float per operation was not enough for that in a full suite run).
     kept: list[object] = []
 
     def leaky(ops: int) -> int:
         async def main() -> int:
             for i in range(ops):
-                kept.append(i * 1.5)
+                kept.append(b"%08d" % i * 192)
                 await trio.lowlevel.checkpoint()
             return ops
 

@@ -465,27 +465,30 @@ async def park_until(deadline: float) -> None:
     task = _current_task()
     runner = task._runner
     if deadline <= runner.clock.current_time():
-        # Already due: trio's sleep scope would be cancelled on entry and the task
-        # rescheduled at once -- a plain checkpoint.
-        await checkpoint()
-        return
-    heap = runner.deadlines
-    if runner.is_guest:
-        before = heap.peek_deadline()
-    handle = heap.push(deadline, task)
-    if runner.is_guest and heap.peek_deadline() != before:
-        runner.force_guest_tick_asap()
+        # Already due: trio's sleep scope is cancelled on entry, and the task's wait (a
+        # cancel point) is aborted within this very step, so it resumes in the next
+        # batch: a cancel-shielded schedule point, then the check below.
+        task._cancel_points += 1
+        await cancel_shielded_checkpoint()
+    else:
+        heap = runner.deadlines
+        if runner.is_guest:
+            before = heap.peek_deadline()
+        handle = heap.push(deadline, task)
+        if runner.is_guest and heap.peek_deadline() != before:
+            runner.force_guest_tick_asap()
 
-    def abort(_: Any) -> Any:
-        # discard, not remove: an enclosing scope whose deadline expired in the same
-        # pass of the run loop aborts us after that pass already popped our entry.
-        heap.discard(handle)
-        return _abort_results()[0]
+        def abort(_: Any) -> Any:
+            # discard, not remove: an enclosing scope whose deadline expired in the
+            # same pass of the run loop aborts us after that pass popped our entry.
+            heap.discard(handle)
+            return _abort_results()[0]
 
-    await wait_task_rescheduled(abort)
-    # Woken by the deadline. In trio the sleep is a scope that the deadline cancelled,
-    # and a scope lets Cancelled through when an enclosing cancellation is visible: if
-    # an enclosing scope was cancelled before this task resumed, the sleep raises.
+        await wait_task_rescheduled(abort)
+    # The deadline has passed (fired, or was due at once). In trio the sleep is a scope
+    # that the deadline cancelled, and a scope lets Cancelled through when an enclosing
+    # cancellation is visible: if an enclosing scope is cancelled by the time this task
+    # resumes, the sleep raises.
     status = task._cancel_status
     if status.effectively_cancelled:
         raise status._make_cancelled()

@@ -376,7 +376,7 @@ cdef int _op_send(PyObject *selfp, PyObject *arg, PyObject **presult) except -1:
         return PYGEN_NEXT
     if state == _S_FINISH or state == _S_PARKED:
         op.state = _S_DONE
-        if op.kind == _K_SLEEP and state == _S_PARKED and arg == <PyObject *>_RESUME_NONE:
+        if op.kind == _K_SLEEP and arg == <PyObject *>_RESUME_NONE:
             try:
                 _sleep_woke(op)
             finally:

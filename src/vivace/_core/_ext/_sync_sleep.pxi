@@ -15,10 +15,13 @@ cdef object _start_sleep(_Op op):
     cdef TaskBase task = _current_task()
     runner = task._runner
     if op.value <= runner.clock.current_time():
-        # Already due: trio's sleep scope would be cancelled on entry and the task
-        # rescheduled at once -- a plain checkpoint, as Event.wait on a set flag.
+        # Already due: trio's sleep scope is cancelled on entry, and the task's wait
+        # (a cancel point) is aborted within this very step, so it resumes in the next
+        # batch: a cancel-shielded schedule point, then _sleep_woke's check.
+        _count_cancel_point(task)
+        op.task = task
         op.state = _S_FINISH
-        return _CHECKPOINT_MSG
+        return _CSC_MSG
     heap = runner.deadlines
     guest = runner.is_guest
     if not guest and type(heap) is DeadlineHeap:
@@ -38,9 +41,10 @@ cdef object _start_sleep(_Op op):
 
 
 cdef int _sleep_woke(_Op op) except -1:
-    # Woken by its deadline. In trio the sleep is a scope that the deadline cancelled,
-    # and a scope lets Cancelled through when an enclosing cancellation is visible: if
-    # an enclosing scope was cancelled before this task resumed, the sleep raises.
+    # Its deadline has passed (fired, or was due at once). In trio the sleep is a scope
+    # that the deadline cancelled, and a scope lets Cancelled through when an enclosing
+    # cancellation is visible: if an enclosing scope is cancelled by the time this task
+    # resumes, the sleep raises.
     status = op.task._cancel_status
     if status.effectively_cancelled:
         raise status._make_cancelled()
