@@ -454,6 +454,10 @@ __all__ = [
 # ---------------------------------------------------------------- sleeping
 
 
+def _abort_due_sleep(_: Any) -> Any:
+    return _abort_results()[0]
+
+
 async def park_until(deadline: float) -> None:
     """Park the current task until the run's clock reaches *deadline*: a cancel point
     and a schedule point even if it already has. The caller checks for NaN.
@@ -465,24 +469,31 @@ async def park_until(deadline: float) -> None:
     task = _current_task()
     runner = task._runner
     if deadline <= runner.clock.current_time():
-        # Already due: trio's sleep scope would be cancelled on entry and the task
-        # rescheduled at once -- a plain checkpoint.
-        await checkpoint()
-        return
-    heap = runner.deadlines
-    if runner.is_guest:
-        before = heap.peek_deadline()
-    handle = heap.push(deadline, task)
-    if runner.is_guest and heap.peek_deadline() != before:
-        runner.force_guest_tick_asap()
+        # Already due: trio's sleep scope is cancelled on entry, so the task parks and
+        # its abort succeeds at once -- ONE schedule point, after which the sleep's own
+        # Cancelled is swallowed unless an enclosing cancellation is visible (checked
+        # below, at resume). A pending cancel or KeyboardInterrupt is delivered by that
+        # same park (not by CHECKPOINT, which would take a second schedule point).
+        if _cancel_pending(task):
+            await wait_task_rescheduled(_abort_due_sleep)
+        else:
+            task._cancel_points += 1  # as the park would have counted it
+            await cancel_shielded_checkpoint()
+    else:
+        heap = runner.deadlines
+        if runner.is_guest:
+            before = heap.peek_deadline()
+        handle = heap.push(deadline, task)
+        if runner.is_guest and heap.peek_deadline() != before:
+            runner.force_guest_tick_asap()
 
-    def abort(_: Any) -> Any:
-        # discard, not remove: an enclosing scope whose deadline expired in the same
-        # pass of the run loop aborts us after that pass already popped our entry.
-        heap.discard(handle)
-        return _abort_results()[0]
+        def abort(_: Any) -> Any:
+            # discard, not remove: an enclosing scope whose deadline expired in the same
+            # pass of the run loop aborts us after that pass already popped our entry.
+            heap.discard(handle)
+            return _abort_results()[0]
 
-    await wait_task_rescheduled(abort)
+        await wait_task_rescheduled(abort)
     # Woken by the deadline. In trio the sleep is a scope that the deadline cancelled,
     # and a scope lets Cancelled through when an enclosing cancellation is visible: if
     # an enclosing scope was cancelled before this task resumed, the sleep raises.

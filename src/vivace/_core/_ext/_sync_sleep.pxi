@@ -15,10 +15,19 @@ cdef object _start_sleep(_Op op):
     cdef TaskBase task = _current_task()
     runner = task._runner
     if op.value <= runner.clock.current_time():
-        # Already due: trio's sleep scope would be cancelled on entry and the task
-        # rescheduled at once -- a plain checkpoint, as Event.wait on a set flag.
-        op.state = _S_FINISH
-        return _CHECKPOINT_MSG
+        # Already due: trio's sleep scope is cancelled on entry, so the task parks and
+        # its abort succeeds at once -- ONE schedule point, after which the sleep's own
+        # Cancelled is swallowed unless an enclosing cancellation is visible (checked
+        # at resume by _sleep_woke). A pending cancel or KeyboardInterrupt is delivered
+        # by that same park (not by CHECKPOINT, which would take a second schedule
+        # point). No heap entry: op.value None tells _abort_sleep so.
+        op.value = None
+        op.task = task
+        op.state = _S_PARKED
+        if _cancel_pending(task):
+            return _WaitTaskRescheduled(op)
+        _count_cancel_point(task)  # the reference's CSC path counts it too
+        return _CSC_MSG
     heap = runner.deadlines
     guest = runner.is_guest
     if not guest and type(heap) is DeadlineHeap:
@@ -50,6 +59,8 @@ cdef int _sleep_woke(_Op op) except -1:
 cdef object _abort_sleep(_Op op):
     handle = op.value
     op.value = None
+    if handle is None:  # an already-due sleep: nothing in the heap
+        return _abort_result(True)
     heap = op.target
     # discard, not remove: an enclosing scope whose deadline expired in the same pass of
     # the run loop aborts us after that pass already popped our entry.
