@@ -283,32 +283,21 @@ def start_guest_run(
 
 
 def _fire_deadlines(expired: list[Any]) -> None:
-    # Every cancel scope first, then the sleepers: a sleep is a scope in trio, and all
-    # scopes that expire in one pass are cancelled before any task runs, so a sleep
-    # whose deadline passed together with an enclosing scope's raises Cancelled rather
-    # than returning. (A sleeper aborted here keeps its Cancelled: its
-    # _deadline_expired then does nothing.)
-    sleepers: list[Any] | None = None
-    scopes: list[Any] = []
+    # In deadline order, as trio cancels its scopes (a sleep is a scope there): each
+    # expiry reschedules its tasks at once, so instruments and the next batch see the
+    # wake-ups in that order. A sleeper whose deadline passed together with an
+    # enclosing scope's still raises Cancelled: either the scope aborts it first, or
+    # the sleep sees the enclosing cancellation when it resumes.
     payload: Any
     for payload in expired:
-        if isinstance(payload, TaskBase):
-            if sleepers is None:
-                sleepers = [payload]
-            else:
-                sleepers.append(payload)
-        else:
+        if not isinstance(payload, TaskBase):
             # Every popped scope forgets its entry before any is cancelled: cancelling
             # one recalculates the scopes below it, which cancels those whose deadline
             # has passed (as in trio), and they must not try to remove entries this
             # pass already popped.
             payload._heap_handle = None
-            scopes.append(payload)
-    for payload in scopes:
+    for payload in expired:
         payload._deadline_expired()
-    if sleepers is not None:
-        for task in sleepers:
-            task._deadline_expired()
 
 
 @enable_ki_protection

@@ -454,6 +454,10 @@ __all__ = [
 # ---------------------------------------------------------------- sleeping
 
 
+def _abort_due_sleep(_: Any) -> Any:
+    return _abort_results()[0]
+
+
 async def park_until(deadline: float) -> None:
     """Park the current task until the run's clock reaches *deadline*: a cancel point
     and a schedule point even if it already has. The caller checks for NaN.
@@ -465,11 +469,16 @@ async def park_until(deadline: float) -> None:
     task = _current_task()
     runner = task._runner
     if deadline <= runner.clock.current_time():
-        # Already due: trio's sleep scope is cancelled on entry, and the task's wait (a
-        # cancel point) is aborted within this very step, so it resumes in the next
-        # batch: a cancel-shielded schedule point, then the check below.
-        task._cancel_points += 1
-        await cancel_shielded_checkpoint()
+        # Already due: trio's sleep scope is cancelled on entry, so the task parks and
+        # its abort succeeds at once -- ONE schedule point, after which the sleep's own
+        # Cancelled is swallowed unless an enclosing cancellation is visible (checked
+        # below, at resume). A pending cancel or KeyboardInterrupt is delivered by that
+        # same park (not by CHECKPOINT, which would take a second schedule point).
+        if _cancel_pending(task):
+            await wait_task_rescheduled(_abort_due_sleep)
+        else:
+            task._cancel_points += 1  # as the park would have counted it
+            await cancel_shielded_checkpoint()
     else:
         heap = runner.deadlines
         if runner.is_guest:
@@ -479,8 +488,8 @@ async def park_until(deadline: float) -> None:
             runner.force_guest_tick_asap()
 
         def abort(_: Any) -> Any:
-            # discard, not remove: an enclosing scope whose deadline expired in the
-            # same pass of the run loop aborts us after that pass popped our entry.
+            # discard, not remove: an enclosing scope whose deadline expired in the same
+            # pass of the run loop aborts us after that pass already popped our entry.
             heap.discard(handle)
             return _abort_results()[0]
 

@@ -15,12 +15,18 @@ cdef object _start_sleep(_Op op):
     cdef TaskBase task = _current_task()
     runner = task._runner
     if op.value <= runner.clock.current_time():
-        # Already due: trio's sleep scope is cancelled on entry, and the task's wait
-        # (a cancel point) is aborted within this very step, so it resumes in the next
-        # batch: a cancel-shielded schedule point, then _sleep_woke's check.
-        _count_cancel_point(task)
+        # Already due: trio's sleep scope is cancelled on entry, so the task parks and
+        # its abort succeeds at once -- ONE schedule point, after which the sleep's own
+        # Cancelled is swallowed unless an enclosing cancellation is visible (checked
+        # at resume by _sleep_woke). A pending cancel or KeyboardInterrupt is delivered
+        # by that same park (not by CHECKPOINT, which would take a second schedule
+        # point). No heap entry: op.value None tells _abort_sleep so.
+        op.value = None
         op.task = task
-        op.state = _S_FINISH
+        op.state = _S_PARKED
+        if _cancel_pending(task):
+            return _WaitTaskRescheduled(op)
+        _count_cancel_point(task)  # the reference's CSC path counts it too
         return _CSC_MSG
     heap = runner.deadlines
     guest = runner.is_guest
@@ -41,10 +47,9 @@ cdef object _start_sleep(_Op op):
 
 
 cdef int _sleep_woke(_Op op) except -1:
-    # Its deadline has passed (fired, or was due at once). In trio the sleep is a scope
-    # that the deadline cancelled, and a scope lets Cancelled through when an enclosing
-    # cancellation is visible: if an enclosing scope is cancelled by the time this task
-    # resumes, the sleep raises.
+    # Woken by its deadline. In trio the sleep is a scope that the deadline cancelled,
+    # and a scope lets Cancelled through when an enclosing cancellation is visible: if
+    # an enclosing scope was cancelled before this task resumed, the sleep raises.
     status = op.task._cancel_status
     if status.effectively_cancelled:
         raise status._make_cancelled()
@@ -54,6 +59,8 @@ cdef int _sleep_woke(_Op op) except -1:
 cdef object _abort_sleep(_Op op):
     handle = op.value
     op.value = None
+    if handle is None:  # an already-due sleep: nothing in the heap
+        return _abort_result(True)
     heap = op.target
     # discard, not remove: an enclosing scope whose deadline expired in the same pass of
     # the run loop aborts us after that pass already popped our entry.
