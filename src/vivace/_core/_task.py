@@ -111,8 +111,8 @@ class Task(TaskBase, metaclass=NoPublicConstructor):
 
     def _deadline_expired(self) -> None:
         # This task's sleep_until() deadline fired (the heap already dropped the entry).
-        # The run loop calls this after cancelling every scope expired in the same pass;
-        # if one of them aborted the sleep, the task already has its Cancelled.
+        # The run loop fires a pass's expired entries in deadline order: if a scope that
+        # expired before this entry aborted the sleep, the task already has its Cancelled.
         if self._abort_func is not None:
             self._runner.reschedule(self)
 

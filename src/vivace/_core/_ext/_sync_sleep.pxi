@@ -47,9 +47,10 @@ cdef object _start_sleep(_Op op):
 
 
 cdef int _sleep_woke(_Op op) except -1:
-    # Woken by its deadline. In trio the sleep is a scope that the deadline cancelled,
-    # and a scope lets Cancelled through when an enclosing cancellation is visible: if
-    # an enclosing scope was cancelled before this task resumed, the sleep raises.
+    # The deadline has passed (fired, or was due at once). In trio the sleep is a scope
+    # that the deadline cancelled, and a scope lets Cancelled through when an enclosing
+    # cancellation is visible: if an enclosing scope is cancelled by the time this task
+    # resumes, the sleep raises (the reference twin does the same after its await).
     status = op.task._cancel_status
     if status.effectively_cancelled:
         raise status._make_cancelled()
