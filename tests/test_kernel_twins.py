@@ -322,6 +322,8 @@ DRIVES = {
 
 
 @pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
+# Python 3.12+ deprecates throw(type, value, tb), which these cases drive on purpose.
+@pytest.mark.filterwarnings(r"ignore:the \(type, exc, tb\) signature of throw\(\):DeprecationWarning")
 @pytest.mark.parametrize("case", sorted(DRIVES))
 def test_awaitable_driven_by_hand(K: types.ModuleType, case: str) -> None:
     make, ops, expected = DRIVES[case]
