@@ -31,6 +31,17 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"vivace engine: {_impl.ENGINE}"
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Importing Hypothesis (collection does, for the differential tests) runs vivace's
+    # entry point, which switches every later run to Hypothesis's deterministic batch
+    # order, as trio's does for trio. The suite should exercise the scheduling users
+    # get; the tests that want determinism (tests/differential, tests/test_install.py)
+    # switch it on themselves.
+    from vivace._core import _run
+
+    _run._ALLOW_DETERMINISTIC_SCHEDULING = False
+
+
 def _drop_logged_tracebacks(item: pytest.Item) -> None:
     # Log records captured with exc_info keep the failing frames (and through them a
     # finished run) alive until pytest reports the test; their text is already

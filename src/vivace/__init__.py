@@ -51,6 +51,7 @@ from ._highlevel_ssl_helpers import (
     open_ssl_over_tcp_stream,
     serve_ssl_over_tcp,
 )
+from ._install import _register_anyio_hint, install, uninstall
 from ._path import Path, PosixPath, WindowsPath
 from ._signals import open_signal_receiver
 from ._ssl import (
@@ -89,3 +90,5 @@ from . import socket  # noqa: E402, F401  isort: skip
 
 _fixup(__name__, globals())
 del _fixup
+_register_anyio_hint()
+del _register_anyio_hint

@@ -54,6 +54,21 @@ _r = random.Random()
 _ALLOW_DETERMINISTIC_SCHEDULING = False
 
 
+def _hypothesis_plugin_setup() -> None:
+    """Hypothesis entry point: make batch order a function of Hypothesis's seed.
+
+    Registered for vivace itself (pyproject.toml) and, while ``vivace.install()`` is in
+    effect, reached through trio's entry-point path ``trio._core._run``. Once called,
+    every run sorts each batch by spawn order and shuffles it with ``_r``, which
+    Hypothesis reseeds per example, so a shrunk failure replays with its schedule.
+    """
+    from hypothesis import register_random
+
+    global _ALLOW_DETERMINISTIC_SCHEDULING
+    _ALLOW_DETERMINISTIC_SCHEDULING = True
+    register_random(_r)
+
+
 # The default clock lives in the kernel twins (the compiled one reads CLOCK_MONOTONIC
 # without a Python call); it is a Clock by registration.
 Clock.register(SystemClock)
