@@ -464,7 +464,7 @@ def test_stand_in_satisfies_pip_and_defers_to_vivace(tmp_path: Path) -> None:
         capture_output=True,
         timeout=120,
     )
-    env = {"PYTHONPATH": str(target)}
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))}
     # Without install(), the guard says what to do (and shadows the real trio).
     result = run_child("import trio", env=env)
     assert result.returncode == 1
