@@ -41,6 +41,11 @@ WORKLOADS = ("httpx", "hypercorn")
 # an unmeasured warm-up of httpx_warmup() requests (opens the pool, warms the caches).
 HTTPX_REQUESTS = 2_000
 HTTPX_CONCURRENCY = 100
+# run.py measures one cell per concurrency level. At 100, httpcore 1.0's pool dominates:
+# for every request it scans all connections for each queued request (O(connections x
+# waiting requests)), the same pure-Python work on every backend; at 10 the HTTP
+# stack's per-request work and the async library under it are what is measured.
+HTTPX_CONCURRENCY_CELLS = (100, 10)
 HTTPX_QUICK_REQUESTS = 500
 HTTPX_SMOKE_REQUESTS = 12
 HTTPX_SMOKE_CONCURRENCY = 4

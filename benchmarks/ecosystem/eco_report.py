@@ -40,7 +40,7 @@ def _cpu_key(workload: str) -> str:
 def row(c: dict) -> str:
     name = _name(c["impl"])
     if c["status"] != "ok":
-        return f"| {name} | {c['status']} |" + " — |" * 10
+        return f"| {name} | {c['status']} |" + " — |" * (11 if c["workload"] == "httpx" else 10)
     rr, cr = c.get("req_ratios", {}), c.get("cpu_ratios", {})
     cpu = c[_cpu_key(c["workload"])]
     cells = [name, _spread(c["req_per_s"], fmt_rate),
@@ -48,12 +48,11 @@ def row(c: dict) -> str:
              _spread(cpu, fmt_us),
              *(fmt_ratio(cr.get(b)) for b in eco_common.BASELINES),
              f"{c['client_cpu_share'] * 100:.0f} %", f"{c['server_cpu_share'] * 100:.0f} %"]
+    side = "client" if c["workload"] == "httpx" else "server"
+    cells.append(f"{fmt_us(c[side + '_user_us_per_req']['median'])} / "
+                 f"{fmt_us(c[side + '_sys_us_per_req']['median'])}")
     if c["workload"] == "httpx":
         cells.append(f"{c['connections']:g}")
-    else:
-        split = (f"{fmt_us(c['server_user_us_per_req']['median'])} / "
-                 f"{fmt_us(c['server_sys_us_per_req']['median'])}")
-        cells.append(split)
     return "| " + " | ".join(cells) + " |"
 
 
@@ -61,12 +60,13 @@ def section(doc: dict, plan_item: dict) -> list[str]:
     cells = [c for c in doc["cells"] if c["key"] == plan_item["key"]]
     w = plan_item["workload"]
     who = "client" if w == "httpx" else "server"
-    last = "connections opened" if w == "httpx" else "server CPU user / kernel µs"
+    last = " | connections opened" if w == "httpx" else ""
     out = ["", f"## {cell_label(plan_item)}", "",
            f"| impl | req/s median [min–max] | req/s vs trio | vs asyncio | vs uvloop "
            f"| {who} CPU µs/req median [min–max] | CPU vs trio | vs asyncio | vs uvloop "
-           f"| client core | server core | {last} |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           f"| client core | server core | of which user / kernel µs{last} |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+           + ("---:|" if last else "")]
     by = {c["impl"]: c for c in cells}
     for impl in doc["config"]["impls"]:
         if impl in by:

@@ -176,6 +176,8 @@ def measure_httpx(impl: str, n: int, concurrency: int, profiler) -> dict:
         "req_per_s": n / window,
         "wall_us_per_req": window * 1e6 / n,
         "client_cpu_us_per_req": client_cpu * 1e6 / n,
+        "client_user_us_per_req": res["client_user_s"] * 1e6 / n,
+        "client_sys_us_per_req": res["client_sys_s"] * 1e6 / n,
         "client_cpu_share": client_cpu / window,
         "server_cpu_us_per_req": server_cpu * 1e6 / n,
         "server_cpu_share": server_cpu / window,

@@ -108,6 +108,8 @@ def summarize(item: dict, impl: str, recs: list[dict], error: dict | None) -> di
                                                    "engine") if recs[0].get(k)}
     if item["workload"] == "httpx":
         cell.update(client_cpu_us_per_req=spread([r["client_cpu_us_per_req"] for r in recs]),
+                    client_user_us_per_req=spread([r["client_user_us_per_req"] for r in recs]),
+                    client_sys_us_per_req=spread([r["client_sys_us_per_req"] for r in recs]),
                     connections=statistics.median(r["server_connections"] for r in recs),
                     concurrency=item["concurrency"], server_loop=recs[0]["server_loop"])
     else:
@@ -172,9 +174,10 @@ def parse_args(argv):
     p.add_argument("--workloads", help="comma list: " + ",".join(eco_common.WORKLOADS))
     p.add_argument("--impls", help="comma list: " + ",".join(eco_common.IMPLS))
     p.add_argument("--requests", type=int, help="httpx: measured requests per run")
-    p.add_argument("--concurrency", default=str(eco_common.HTTPX_CONCURRENCY),
+    cells = ",".join(map(str, eco_common.HTTPX_CONCURRENCY_CELLS))
+    p.add_argument("--concurrency", default=cells,
                    help="httpx: requests in flight (= pool size); a comma list makes one "
-                        f"cell each (default {eco_common.HTTPX_CONCURRENCY})")
+                        f"cell each (default {cells})")
     p.add_argument("--seconds", type=int, help="hypercorn: seconds of load per run")
     p.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto",
                    help="hypercorn load generator (auto: wrk if installed)")
