@@ -23,8 +23,14 @@ Design notes
   ``anyio._backends._vivace``. A second finder, last on ``sys.meta_path`` (so it is asked
   only after every real finder said no), answers that one name with a module whose import
   fails with the fix, instead of a bare ModuleNotFoundError.
+* Python processes started by ``multiprocessing``'s spawn and forkserver methods begin
+  afresh and would import the real trio (hypercorn's workers are spawned). While
+  installed, the ``-c`` program multiprocessing hands those interpreters starts with
+  ``vivace.install()``: the wrapper sits on ``multiprocessing.util.spawnv_passfds`` (POSIX:
+  both methods launch through it) and ``multiprocessing.spawn.get_command_line``
+  (Windows), the two places the command line passes through.
 * Process-global state, changed under one lock; ``uninstall()`` removes exactly the
-  ``sys.modules`` entries the finder made.
+  ``sys.modules`` entries the finder made and the multiprocessing wrappers.
 """
 
 from __future__ import annotations
@@ -171,8 +177,50 @@ class _AnyioHintFinder(importlib.abc.MetaPathFinder):
         return importlib.machinery.ModuleSpec(fullname, _AnyioHintLoader())
 
 
+_INSTALL_PREFIX = "import vivace; vivace.install(); "
+
+
+def _prefix_multiprocessing_program(args: list[str]) -> list[str]:
+    # multiprocessing starts its children as '<python> [flags] -c "from multiprocessing...'
+    out = list(args)
+    for i in range(len(out) - 1):
+        if out[i] == "-c" and out[i + 1].startswith("from multiprocessing"):
+            out[i + 1] = _INSTALL_PREFIX + out[i + 1]
+    return out
+
+
+def _patch_multiprocessing() -> list[tuple[Any, str, Any]]:
+    import multiprocessing.spawn
+    import multiprocessing.util
+
+    patched: list[tuple[Any, str, Any]] = []
+    if sys.platform == "win32":
+        original_cmd = multiprocessing.spawn.get_command_line
+
+        def get_command_line(**kwds: Any) -> list[str]:
+            return _prefix_multiprocessing_program(original_cmd(**kwds))
+
+        multiprocessing.spawn.get_command_line = get_command_line
+        patched.append((multiprocessing.spawn, "get_command_line", original_cmd))
+    else:
+        original_spawnv = multiprocessing.util.spawnv_passfds
+
+        def spawnv_passfds(path: Any, args: Any, passfds: Any) -> Any:
+            return original_spawnv(path, _prefix_multiprocessing_program(list(args)), passfds)
+
+        multiprocessing.util.spawnv_passfds = spawnv_passfds
+        patched.append((multiprocessing.util, "spawnv_passfds", original_spawnv))
+    return patched
+
+
+def _unpatch_multiprocessing(patched: list[tuple[Any, str, Any]]) -> None:
+    for owner, name, original in reversed(patched):
+        setattr(owner, name, original)
+
+
 _lock = threading.Lock()
 _finder: _TrioFinder | None = None
+_mp_patches: list[tuple[Any, str, Any]] = []
 
 
 def _real_trio_modules() -> list[str]:
@@ -192,7 +240,9 @@ def install() -> None:
     and the libraries built on trio (anyio's trio backend, httpx, trio-websocket,
     hypercorn, pytest-trio) run on vivace, and ``importlib.metadata`` reports a ``trio``
     distribution of the trio version vivace implements. It takes precedence over a real
-    trio installed beside vivace. Calling it again does nothing.
+    trio installed beside vivace, and it carries over to the Python processes that
+    ``multiprocessing`` starts with its spawn or forkserver method (forked ones inherit
+    it anyway). Calling it again does nothing.
 
     Raises:
         RuntimeError: if the real trio was imported already (two libraries cannot share
@@ -203,7 +253,10 @@ def install() -> None:
         if _finder is not None:
             if _finder in sys.meta_path:
                 return
+            # Someone took the finder off sys.meta_path: start over.
             _finder = None
+            _unpatch_multiprocessing(_mp_patches)
+            _mp_patches.clear()
         real = _real_trio_modules()
         if real:
             origin = getattr(sys.modules.get(real[0]), "__file__", None)
@@ -215,6 +268,7 @@ def install() -> None:
         finder = _TrioFinder()
         sys.meta_path.insert(0, finder)
         _finder = finder
+        _mp_patches[:] = _patch_multiprocessing()
         importlib.invalidate_caches()
 
 
@@ -231,6 +285,8 @@ def uninstall() -> None:
         if finder is None:
             return
         _finder = None
+        _unpatch_multiprocessing(_mp_patches)
+        _mp_patches.clear()
         try:
             sys.meta_path.remove(finder)
         except ValueError:
