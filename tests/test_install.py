@@ -593,3 +593,29 @@ def test_uninstall_stops_carrying_over_to_children(tmp_path: Path) -> None:
         assert multiprocessing.util.spawnv_passfds is original
     """)
     )
+
+
+def _write_anyio_first_project(tmp_path: Path) -> None:
+    # anyio's plugin imports trio when it loads, and pytest reads addopts first.
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p anyio\n")
+    (tmp_path / "test_x.py").write_text(
+        "import trio\n\ndef test_x():\n    assert trio.__name__ == 'vivace'\n"
+    )
+
+
+def test_install_plugin_loaded_too_late_is_a_usage_error_naming_the_fix(tmp_path: Path) -> None:
+    _write_anyio_first_project(tmp_path)
+    result = run_child(
+        "", "-m", "pytest", "-p", "vivace.install_plugin", "-p", "no:cacheprovider", cwd=tmp_path
+    )
+    assert result.returncode == 4  # pytest's usage-error status
+    assert "put '-p vivace.install_plugin' first in addopts" in result.stderr
+    assert "python -m vivace run -m pytest" in result.stderr
+
+
+def test_pytest_started_through_the_cli_is_on_vivace_whatever_the_config(tmp_path: Path) -> None:
+    _write_anyio_first_project(tmp_path)
+    result = run_child(
+        "", "-m", "vivace", "run", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=tmp_path
+    )
+    assert "1 passed" in ok(result)

@@ -11,7 +11,11 @@ or, for every run, in the pytest configuration (``addopts`` is read before plugi
     addopts = -p vivace.install_plugin
 
 It calls :func:`vivace.install` when pytest loads it, so everything the session imports
-as ``trio`` -- the suite, pytest-trio, anyio's trio backend -- is vivace.
+as ``trio`` -- the suite, pytest-trio, anyio's trio backend -- is vivace. pytest reads
+``addopts`` before the command line, so a configuration that loads anyio's or another
+trio-importing plugin there (``addopts = -p anyio``) must list this plugin first. Starting
+pytest as ``python -m vivace run -m pytest ...`` installs vivace before pytest itself
+starts, whatever the configuration says.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from ._core._impl import ENGINE
 from ._install import install
 from ._version import __version__
 
-install()
+try:
+    install()
+except RuntimeError as exc:
+    import pytest
+
+    raise pytest.UsageError(
+        f"{exc}\nWith pytest: a plugin that imports trio was loaded before "
+        "vivace.install_plugin. pytest reads the configuration's addopts before the "
+        "command line, so put '-p vivace.install_plugin' first in addopts (before "
+        "'-p anyio' or '-p trio'), or start pytest as 'python -m vivace run -m pytest ...'."
+    ) from None
 
 
 def pytest_report_header() -> str:
