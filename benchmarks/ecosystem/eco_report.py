@@ -84,8 +84,9 @@ def headline(doc: dict) -> list[str]:
             if not c or c["status"] != "ok" or "trio" not in c.get("req_ratios", {}):
                 continue
             who = "client" if p["workload"] == "httpx" else "server"
-            out.append(f"- {cell_label(p)}: **{impl}** {c['req_ratios']['trio']:.2f}× trio's "
-                       f"req/s, {c['cpu_ratios']['trio']:.2f}× less {who} CPU per request")
+            out.append(f"- {cell_label(p)}: **{impl}** req/s = {c['req_ratios']['trio']:.2f}× "
+                       f"trio's; {who} CPU per request: trio's ÷ {impl}'s = "
+                       f"{c['cpu_ratios']['trio']:.2f}×")
     return out
 
 
