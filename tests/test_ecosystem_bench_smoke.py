@@ -61,7 +61,10 @@ def test_httpx_client_gets_every_response(smoke: dict, impl: str) -> None:
     (run,) = cell["raw"]
     # The worker checked status and body of each of them and the server's count.
     assert run["requests"] == 12
-    assert 1 <= cell["connections"] <= 4  # the pool of 4 was reused
+    # Keep-alive: at least two requests per connection (12 + 8 warm-up over a pool of
+    # 4). Not "at most 4": httpcore replaces a connection left idle past its 5 s
+    # keep-alive expiry, which a stalled, overloaded machine could cause.
+    assert 1 <= cell["connections"] <= 10
     assert cell["ran_on"]["backend"] == ("asyncio" if impl == "asyncio" else "trio")
 
 

@@ -84,9 +84,11 @@ def headline(doc: dict) -> list[str]:
             if not c or c["status"] != "ok" or "trio" not in c.get("req_ratios", {}):
                 continue
             who = "client" if p["workload"] == "httpx" else "server"
-            out.append(f"- {cell_label(p)}: **{impl}** req/s = {c['req_ratios']['trio']:.2f}× "
-                       f"trio's; {who} CPU per request: trio's ÷ {impl}'s = "
-                       f"{c['cpu_ratios']['trio']:.2f}×")
+            # A CPU ratio is missing when a tiny run used no measurable CPU (tick clock).
+            out.append(f"- {cell_label(p)}: **{impl}** req/s = "
+                       f"{fmt_ratio(c['req_ratios']['trio'])} trio's; {who} CPU per "
+                       f"request: trio's ÷ {impl}'s = "
+                       f"{fmt_ratio(c.get('cpu_ratios', {}).get('trio'))}")
     return out
 
 
