@@ -367,6 +367,11 @@ def test_cli_misuse_exits_2_with_a_message(
 # ---------------------------------------------------------------- pytest plugin
 
 
+def run_pytest_with_install_plugin(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    plugins = ("-p", "vivace.install_plugin", "-p", "no:cacheprovider")
+    return run_child("", "-m", "pytest", *plugins, *args, cwd=project)
+
+
 def test_install_plugin_runs_a_pytest_trio_suite_on_vivace(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(
         textwrap.dedent("""
@@ -386,36 +391,13 @@ def test_install_plugin_runs_a_pytest_trio_suite_on_vivace(tmp_path: Path) -> No
             assert trio.lowlevel.current_task() is not None
     """)
     )
-    result = run_child(
-        "",
-        "-m",
-        "pytest",
-        "-p",
-        "vivace.install_plugin",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "-W",
-        "error",
-        str(tmp_path / "test_inner.py"),
-        cwd=tmp_path,
-    )
+    result = run_pytest_with_install_plugin(tmp_path, "-q", "-W", "error", "test_inner.py")
     assert "1 passed" in ok(result)
 
 
 def test_install_plugin_reports_itself_in_the_header(tmp_path: Path) -> None:
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
-    result = run_child(
-        "",
-        "-m",
-        "pytest",
-        "-p",
-        "vivace.install_plugin",
-        "-p",
-        "no:cacheprovider",
-        str(tmp_path / "test_x.py"),
-        cwd=tmp_path,
-    )
+    result = run_pytest_with_install_plugin(tmp_path, "test_x.py")
     assert "installed as trio (" in ok(result)
 
 
@@ -605,9 +587,7 @@ def _write_anyio_first_project(tmp_path: Path) -> None:
 
 def test_install_plugin_loaded_too_late_is_a_usage_error_naming_the_fix(tmp_path: Path) -> None:
     _write_anyio_first_project(tmp_path)
-    result = run_child(
-        "", "-m", "pytest", "-p", "vivace.install_plugin", "-p", "no:cacheprovider", cwd=tmp_path
-    )
+    result = run_pytest_with_install_plugin(tmp_path)
     assert result.returncode == 4  # pytest's usage-error status
     assert "put '-p vivace.install_plugin' first in addopts" in result.stderr
     assert "python -m vivace run -m pytest" in result.stderr
