@@ -59,6 +59,7 @@ from ._ssl import (
     SSLListener,
     SSLStream,
 )
+from ._subprocess import Process, run_process
 from ._sync import (
     CapacityLimiter,
     CapacityLimiterStatistics,

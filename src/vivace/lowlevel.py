@@ -44,6 +44,7 @@ from ._core import (
     wait_writable,
 )
 from ._socket_resolve import encode_hostname
+from ._subprocess import open_process
 from ._util import fixup_module_metadata as _fixup
 
 if _sys.platform != "win32":
