@@ -349,7 +349,7 @@ def test_cli_run_module(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((), "usage: python -m vivace run SCRIPT"),
+        (("--no-such-option",), "python -m vivace run SCRIPT [ARGS...]"),
         (("run",), "'run' needs a script path"),
         (("run", "-m"), "'run -m' needs a module name"),
         (("run", "no-such-file.py"), "can't open file"),

@@ -1,4 +1,7 @@
-"""``python -m vivace``: see :mod:`vivace._cli`."""
+"""``python -m vivace``: the async REPL, or a subcommand (``run``, ``trio-stand-in``).
+
+See :mod:`vivace._cli`.
+"""
 
 from ._cli import main
 

@@ -1,11 +1,14 @@
-"""``python -m vivace``: run trio programs on vivace without touching their code.
+"""``python -m vivace``: an async REPL, and running trio programs on vivace unchanged.
 
+    python -m vivace                              # async REPL, as 'python -m trio'
     python -m vivace run script.py [args...]      # as 'python script.py', on vivace
     python -m vivace run -m package.module [args...]
     python -m vivace trio-stand-in [--output DIR] [--install]
 
-``run`` calls :func:`vivace.install` and then runs the program as ``__main__`` with the
-``sys.argv`` and ``sys.path[0]`` it would have had if started by Python itself.
+With no arguments it starts the interactive console of :mod:`vivace._repl`, where
+top-level ``await`` works inside one long-lived :func:`vivace.run`. ``run`` calls
+:func:`vivace.install` and then runs the program as ``__main__`` with the ``sys.argv``
+and ``sys.path[0]`` it would have had if started by Python itself.
 ``trio-stand-in`` writes (and optionally pip-installs) the wheel described in
 :mod:`vivace._stand_in`.
 """
@@ -18,10 +21,13 @@ import sys
 from collections.abc import Sequence
 
 USAGE = """\
-usage: python -m vivace run SCRIPT [ARGS...]
+usage: python -m vivace
+       python -m vivace run SCRIPT [ARGS...]
        python -m vivace run -m MODULE [ARGS...]
        python -m vivace trio-stand-in [--output DIR] [--install]
 
+  (no command)   interactive console where 'await' works at the prompt, running in one
+                 vivace.run (as 'python -m trio'); Ctrl-C cancels the running statement
   run            run a trio (or anyio-on-trio) program on vivace, unchanged:
                  vivace.install() first, then the program as __main__
   trio-stand-in  build a wheel that gives pip a 'trio' distribution backed by vivace,
@@ -96,9 +102,13 @@ def _stand_in(args: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args:
+        from ._repl import main as repl
+
+        return repl()
+    if args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
-        return 0 if args else 2
+        return 0
     command, rest = args[0], args[1:]
     if command == "run":
         return _run(rest)
