@@ -161,9 +161,8 @@ def _trio_as_vivace() -> object | None:
     if trio is None:
         from ._install import is_installed
 
-        if not is_installed():
-            return None
-        import trio  # type: ignore[import-not-found,no-redef,unused-ignore]
+        # Installed, 'import trio' would give vivace itself.
+        return vivace if is_installed() else None
     return trio if getattr(trio, "run", None) is vivace.run else None
 
 
