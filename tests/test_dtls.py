@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 import vivace as trio
-from vivace.testing import trio_test
 from vivace._dtls_records import (
     BadPacket,
     CookieJar,
@@ -24,6 +23,7 @@ from vivace._dtls_records import (
     split_fragments,
     split_records,
 )
+from vivace.testing import trio_test
 
 trustme = pytest.importorskip("trustme")
 SSL = pytest.importorskip("OpenSSL.SSL")
