@@ -153,7 +153,9 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
             pass
 
     async def _next_packet(self) -> bytes:
-        self._check_usable()
+        if self._closed or self.endpoint._closed:
+            raise ClosedResourceError("this DTLS channel is closed")
+        # A replaced channel still hands out what it had buffered, then reports broken.
         try:
             return await self._incoming.receive()
         except (EndOfChannel, ClosedResourceError):
@@ -389,13 +391,14 @@ class DTLSEndpoint:
     def __del__(self) -> None:
         if getattr(self, "_closed", True):
             return
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - the run (or the interpreter) is gone
+            pass
+        # Last: under an "error" warnings filter this raises, and the socket is closed.
         warnings.warn(
             f"unclosed DTLS endpoint {self!r}", ResourceWarning, source=self, stacklevel=1
         )
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter or run already gone
-            pass
 
     def close(self) -> None:
         """Close the socket and every channel; ``serve`` returns."""
