@@ -440,3 +440,51 @@ async def test_abandoned_endpoint_warns_and_its_reader_task_ends() -> None:
             gc.collect()
     await trio.testing.wait_all_tasks_blocked()
     assert trio.lowlevel.current_statistics().tasks_living == before
+
+
+@trio_test
+async def test_mutated_handshake_datagrams_never_crash_the_endpoint() -> None:
+    # Bit flips and truncations of a real first ClientHello and of its cookie-carrying
+    # retry, from the address the cookie was issued to: the record and fragment headers
+    # are outside the cookie, so these reach OpenSSL too. The reader must survive all of
+    # them, and a real client must still get through afterwards.
+    rng = random.Random(1111)
+    broken = []
+
+    async def tolerant_echo(channel: trio.DTLSChannel) -> None:
+        # An association begun by a mangled hello may fail its handshake: that breaks
+        # the channel (as it should), not the endpoint.
+        try:
+            await echo(channel)
+        except trio.BrokenResourceError:
+            broken.append(channel)
+
+    async with serving(tolerant_echo) as server:
+        address = server.socket.getsockname()
+        with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as sender:
+            await sender.bind(("127.0.0.1", 0))
+            conn, hello1 = first_client_hello()
+            with trio.fail_after(GUARD):
+                await sender.sendto(hello1, address)
+                hvr, _ = await sender.recvfrom(65536)
+                conn.bio_write(hvr)
+                with pytest.raises(SSL.WantReadError):
+                    conn.do_handshake()
+                hello2 = conn.bio_read(65536)
+                for i in range(2000):
+                    data = bytearray(rng.choice((hello1, hello2)))
+                    if i % 3 == 0:
+                        del data[rng.randrange(len(data)) :]
+                    else:
+                        for _ in range(rng.randrange(1, 4)):
+                            # mostly the headers (the first 25 bytes), sometimes anywhere
+                            limit = 25 if rng.random() < 0.7 else len(data)
+                            data[rng.randrange(limit)] ^= 1 << rng.randrange(8)
+                    await sender.sendto(bytes(data), address)
+                    if i % 50 == 0:
+                        await trio.testing.wait_all_tasks_blocked()
+                with udp_endpoint() as client_endpoint:
+                    channel = client_endpoint.connect(address, client_ctx())
+                    await channel.send(b"unharmed")
+                    assert await channel.receive() == b"unharmed"
+            assert server.packets_dropped > 0

@@ -91,7 +91,7 @@ def _prepare_context(ctx: SSL.Context) -> None:
     ctx.set_options(_OP_NO_QUERY_MTU | _OP_NO_RENEGOTIATION)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DTLSChannelStatistics:
     """``incoming_packets_dropped_in_trio``: datagrams from this peer that arrived but
     were dropped because the channel's incoming buffer was full."""
@@ -216,6 +216,15 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
         for record in self._drain_records():
             await self.endpoint._send_to(encode_record(record), self.peer_address)
 
+    def _feed(self, packet: bytes) -> bool:
+        from OpenSSL import SSL
+
+        try:
+            # (writing nothing reports "want read"; empty datagrams are not data)
+            return packet != b"" and self._ssl.bio_write(packet) == len(packet)
+        except SSL.Error:
+            return False
+
     def _handshake_step(self) -> bool:
         from OpenSSL import SSL
 
@@ -269,7 +278,8 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
                     deadline = current_time() + timeout
                     await self._send_flight(last_flight)
                     continue
-                self._ssl.bio_write(packet)
+                if not self._feed(packet):
+                    continue
                 done = self._handshake_step()
                 new_flight = self._drain_records()
                 if new_flight:
@@ -303,7 +313,8 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
             await self.do_handshake()
         while True:
             packet = await self._next_packet()
-            self._ssl.bio_write(packet)
+            if not self._feed(packet):
+                continue
             try:
                 data = self._ssl.read(_MAX_DATAGRAM)
             except (SSL.WantReadError, SSL.ZeroReturnError):
@@ -450,7 +461,7 @@ class DTLSEndpoint:
                 await self._handle_client_hello(packet, address, hello)
                 return
         channel = self._streams.get(address)
-        if channel is None:
+        if channel is None or not packet:
             self.packets_dropped += 1
         elif channel._did_handshake and looks_like_handshake(packet):
             # The peer is still handshaking, so our final flight went missing. Answer
