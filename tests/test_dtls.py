@@ -488,3 +488,38 @@ async def test_mutated_handshake_datagrams_never_crash_the_endpoint() -> None:
                     await channel.send(b"unharmed")
                     assert await channel.receive() == b"unharmed"
             assert server.packets_dropped > 0
+
+
+@trio_test
+async def test_cancelled_handshake_resumes_by_resending_its_flight(autojump_clock: Any) -> None:
+    # Everything the client sends before the cancellation is lost; called again, the
+    # handshake must resend its pending ClientHello (OpenSSL has nothing new to say).
+    async with serving() as server:
+        server_address = server.socket.getsockname()
+        with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as relay:
+            await relay.bind(("127.0.0.1", 0))
+            blackhole = True
+
+            async def run_relay() -> None:
+                client_address = None
+                while True:
+                    data, source = await relay.recvfrom(65536)
+                    if source == server_address:
+                        await relay.sendto(data, client_address)
+                    elif not blackhole:
+                        client_address = source
+                        await relay.sendto(data, server_address)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run_relay)
+                with udp_endpoint() as client_endpoint:
+                    channel = client_endpoint.connect(relay.getsockname(), client_ctx())
+                    with trio.move_on_after(0.5) as scope:
+                        await channel.do_handshake(initial_retransmit_timeout=10)
+                    assert scope.cancelled_caught
+                    blackhole = False
+                    with trio.fail_after(GUARD):
+                        await channel.do_handshake(initial_retransmit_timeout=1)
+                        await channel.send(b"resumed")
+                        assert await channel.receive() == b"resumed"
+                nursery.cancel_scope.cancel()

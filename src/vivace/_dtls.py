@@ -16,6 +16,7 @@ taken for a replay.
 from __future__ import annotations
 
 import errno
+import socket as _stdlib_socket
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from ._core import (
     ClosedResourceError,
     EndOfChannel,
     WouldBlock,
+    checkpoint,
     current_time,
     open_nursery,
     spawn_system_task,
@@ -40,6 +42,7 @@ from ._dtls_records import (
     CookieJar,
     Record,
     client_hello_untrusted,
+    encode_record,
     hello_verify_request,
     looks_like_handshake,
     pack_records,
@@ -71,8 +74,6 @@ _OP_COOKIE_EXCHANGE = 0x00002000
 
 
 def _ip_overhead(sock: SocketType) -> int:
-    import socket as _stdlib_socket
-
     return 28 if sock.family == _stdlib_socket.AF_INET else 48
 
 
@@ -81,8 +82,6 @@ def _best_guess_mtu(sock: SocketType) -> int:
 
 
 def _worst_case_mtu(sock: SocketType) -> int:
-    import socket as _stdlib_socket
-
     link = 576 if sock.family == _stdlib_socket.AF_INET else 1280
     return link - _ip_overhead(sock)
 
@@ -127,6 +126,9 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
         # Next record number for the plaintext records we lay out ourselves (a list so
         # pack_records can advance it in place).
         self._next_seq = [first_seq]
+        # The flight to resend on a timeout; kept on the channel so a handshake that was
+        # cancelled and is called again still has it.
+        self._last_flight: list[Record] = []
         self._final_flight: list[Record] = []
         self._hello_id: tuple[bytes, bytes] | None = None
 
@@ -185,8 +187,6 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
 
     async def aclose(self) -> None:
         self.close()
-        from ._core import checkpoint
-
         await checkpoint()
 
     # -- I/O helpers ------------------------------------------------------------------
@@ -211,8 +211,6 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
 
     async def _flush(self) -> None:
         # Encrypted traffic and alerts: one datagram each, as OpenSSL laid them out.
-        from ._dtls_records import encode_record
-
         for record in self._drain_records():
             await self.endpoint._send_to(encode_record(record), self.peer_address)
 
@@ -252,16 +250,15 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
             silent_rounds = 0
             done = self._handshake_step()
             flight = self._drain_records()
-            last_flight: list[Record] = []
             deadline = current_time() + timeout
             while True:
                 if flight:
-                    last_flight = flight
+                    self._last_flight = flight
                     await self._send_flight(flight)
                     deadline = current_time() + timeout
                 if done:
                     self._did_handshake = True
-                    self._final_flight = last_flight
+                    self._final_flight = self._last_flight
                     return
                 packet = None
                 with move_on_at(deadline):
@@ -276,7 +273,7 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
                         worst = _worst_case_mtu(self.endpoint.socket)
                         self._handshake_mtu = min(self._handshake_mtu, worst)
                     deadline = current_time() + timeout
-                    await self._send_flight(last_flight)
+                    await self._send_flight(self._last_flight)
                     continue
                 if not self._feed(packet):
                     continue
@@ -378,8 +375,6 @@ class DTLSEndpoint:
     """
 
     def __init__(self, socket: SocketType, *, incoming_packets_buffer: int = 10) -> None:
-        import socket as _stdlib_socket
-
         self._closed = True  # until fully built, so __del__ has nothing to do
         if socket.type != _stdlib_socket.SOCK_DGRAM:
             raise ValueError("DTLS requires a SOCK_DGRAM socket")
