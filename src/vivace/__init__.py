@@ -30,6 +30,7 @@ from ._core import (
     sleep_until,
 )
 from ._deprecate import TrioDeprecationWarning
+from ._dtls import DTLSChannel, DTLSChannelStatistics, DTLSEndpoint
 from ._file_io import open_file, wrap_file
 from ._highlevel_generic import (
     StapledStream,
