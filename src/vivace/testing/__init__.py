@@ -30,3 +30,28 @@ from ._trio_test import trio_test
 
 _fixup(__name__, globals())
 del _fixup
+
+# trio 0.33 deprecated its own RaisesGroup and Matcher in favour of pytest's (pytest 8.4
+# took them over, Matcher renamed RaisesExc). vivace never had its own: the deprecated
+# names hand out pytest's classes, with trio's warning, and pytest is imported only then.
+_DEPRECATED_FOR_PYTEST = {"RaisesGroup": "RaisesGroup", "Matcher": "RaisesExc"}
+
+
+def __getattr__(name: str) -> object:
+    replacement = _DEPRECATED_FOR_PYTEST.get(name)
+    if replacement is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .._deprecate import warn_deprecated
+
+    try:
+        import pytest
+    except ImportError:
+        raise AttributeError(
+            f"{__name__}.{name} is deprecated since Trio 0.33.0 and is pytest.{replacement} "
+            "here, but pytest is not installed: install pytest>=8.4 and use "
+            f"pytest.{replacement}"
+        ) from None
+    warn_deprecated(
+        f"{__name__}.{name}", "0.33.0", issue=3326, instead=f"pytest.{replacement}"
+    )
+    return getattr(pytest, replacement)
