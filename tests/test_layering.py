@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
 
 import vivace
 
@@ -64,3 +65,85 @@ def test_vivace_never_imports_real_trio() -> None:
     for path in SRC.rglob("*.py"):
         for lineno, module in _imports(path):
             assert module.split(".")[0] != "trio", f"{path}:{lineno} imports {module}"
+
+
+# Cython sources (.pyx, .pxi, .pxd) are not Python ASTs; their import statements
+# ('from M import a, b', 'from M cimport ...', 'import M', 'cimport M', possibly indented
+# inside a function) are found line by line. Names imported from a package count as
+# modules too ('from .. import _sync' reaches vivace._sync), as in _imports above.
+_CYTHON_IMPORT = re.compile(
+    r"^\s*(?:from\s+(?P<from>\.*[\w.]*)\s+c?import\s*(?P<names>[^#]*)"
+    r"|c?import\s+(?P<plain>[\w.]+(?:\s*,\s*[\w.]+)*))"
+)
+
+
+def _cython_imports_in(text: str, package_parts: tuple[str, ...]) -> list[tuple[int, str]]:
+    found = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        match = _CYTHON_IMPORT.match(line)
+        if match is None:
+            continue
+        if match["from"] is None:
+            found.extend((lineno, name.strip()) for name in match["plain"].split(","))
+            continue
+        module = match["from"]
+        dots = len(module) - len(module.lstrip("."))
+        if dots:
+            base = list(package_parts[: len(package_parts) - dots + 1])
+            module = ".".join(base + ([module[dots:]] if module[dots:] else []))
+        found.append((lineno, module))
+        for name in match["names"].strip("()\\ ").split(","):
+            name = name.split()[0] if name.split() else ""
+            if name.isidentifier():
+                found.append((lineno, f"{module}.{name}"))
+    return found
+
+
+def _cython_sources() -> list[pathlib.Path]:
+    return sorted(p for suffix in ("*.pyx", "*.pxi", "*.pxd") for p in SRC.rglob(suffix))
+
+
+def test_compiled_engine_imports_only_the_core_and_never_trio() -> None:
+    sources = _cython_sources()
+    assert sources, "no Cython sources found next to the package"
+    seen = 0
+    bad = []
+    for path in sources:
+        rel = path.relative_to(SRC)
+        package_parts = path.relative_to(SRC.parent).parts[:-1]
+        for lineno, module in _cython_imports_in(path.read_text(), package_parts):
+            seen += 1
+            parts = module.split(".")
+            if parts[0] == "trio":
+                bad.append(f"{rel}:{lineno} imports {module}")
+            if parts[0] == "vivace" and len(parts) > 1 and parts[1] != "_core":
+                if parts[1] not in LEAF_UTILITIES:
+                    bad.append(f"{rel}:{lineno} imports {module}")
+    # The engine's modules import each other and the core's Python modules; finding
+    # none would mean the scan itself is broken.
+    assert seen > 20, f"only {seen} import statements found in {len(sources)} Cython files"
+    assert not bad, "\n".join(bad)
+
+
+def test_cython_import_scan_resolves_relative_and_cimport_forms() -> None:
+    text = (
+        "from vivace._core._ext._kernel cimport KernelBase\n"
+        "    from .._traps import Abort as A  # comment\n"
+        "cimport cython\n"
+        "import os, outcome\n"
+        "from ... import _sync\n"
+        "from vivace._core._exceptions import (\n"
+    )
+    modules = [m for _, m in _cython_imports_in(text, ("vivace", "_core", "_ext"))]
+    assert modules == [
+        "vivace._core._ext._kernel",
+        "vivace._core._ext._kernel.KernelBase",
+        "vivace._core._traps",
+        "vivace._core._traps.Abort",
+        "cython",
+        "os",
+        "outcome",
+        "vivace",
+        "vivace._sync",
+        "vivace._core._exceptions",
+    ]
