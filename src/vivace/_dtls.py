@@ -54,7 +54,6 @@ from ._timeouts import move_on_at
 from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
-    from types import TracebackType
     from typing import Self
 
     from OpenSSL import SSL
@@ -169,20 +168,17 @@ class DTLSChannel(Channel[bytes], metaclass=NoPublicConstructor):
         if self._closed:
             return
         self._closed = True
-        if self.endpoint._streams.get(self.peer_address) is self:
-            del self.endpoint._streams[self.peer_address]
+        # A newer channel may already own this address (the peer reconnected).
+        by_address = self.endpoint._streams
+        if by_address.get(self.peer_address) is self:
+            by_address.pop(self.peer_address)
         self._incoming_send.close()
         self._incoming.close()
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     async def aclose(self) -> None:
@@ -420,12 +416,7 @@ class DTLSEndpoint:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _check_closed(self) -> None:

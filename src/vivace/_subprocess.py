@@ -39,7 +39,6 @@ from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
     import signal
-    from types import TracebackType
     from typing import Self
 
 if sys.platform != "win32":
@@ -62,29 +61,28 @@ class Process(metaclass=NoPublicConstructor):
 
     def __init__(
         self,
-        popen: subprocess.Popen[bytes],
-        stdin: SendStream | None,
-        stdout: ReceiveStream | None,
-        stderr: ReceiveStream | None,
+        child: subprocess.Popen[bytes],
+        pipes: tuple[SendStream | None, ReceiveStream | None, ReceiveStream | None],
     ) -> None:
-        self._proc = popen
-        self.stdin = stdin
-        self.stdout = stdout
-        self.stderr = stderr
-        self.stdio: StapledStream[SendStream, ReceiveStream] | None = None
-        if stdin is not None and stdout is not None:
-            self.stdio = StapledStream(stdin, stdout)
+        self._proc = child
+        to_child, from_child, self.stderr = pipes
+        self.stdin, self.stdout = to_child, from_child
+        self.stdio: StapledStream[SendStream, ReceiveStream] | None = (
+            StapledStream(to_child, from_child)
+            if to_child is not None and from_child is not None
+            else None
+        )
         self._wait_lock = Lock()
         self._exit_event: Event | None = None
         self._pidfd: int | None = None
         if can_try_pidfd_open:
             try:
-                self._pidfd = os.pidfd_open(popen.pid)
+                self._pidfd = os.pidfd_open(child.pid)
             except OSError:
                 # Old kernel or a sandbox refusing the syscall: the waitid thread works.
                 pass
-        self.args: StrOrBytesPath | Sequence[StrOrBytesPath] = popen.args
-        self.pid: int = popen.pid
+        self.args: StrOrBytesPath | Sequence[StrOrBytesPath] = child.args
+        self.pid: int = child.pid
 
     def __repr__(self) -> str:
         code = self.returncode
@@ -180,12 +178,7 @@ class Process(metaclass=NoPublicConstructor):
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 
@@ -263,7 +256,7 @@ async def open_process(
         )
         ours_on_failure.pop_all()
 
-    return Process._create(popen, our_stdin, our_stdout, our_stderr)
+    return Process._create(popen, (our_stdin, our_stdout, our_stderr))
 
 
 async def _posix_deliver_cancel(process: Process) -> None:
@@ -333,20 +326,15 @@ async def run_process(
                     f"{name}=subprocess.PIPE is only valid with nursery.start, since "
                     "that's the only way to access the pipe"
                 )
-    if isinstance(stdin, (bytes, bytearray, memoryview)):
-        to_feed: bytes | bytearray | memoryview | None = stdin
-        options["stdin"] = subprocess.PIPE
-    else:
-        to_feed = None
-        options["stdin"] = stdin
-    if capture_stdout:
-        if "stdout" in options:
-            raise ValueError("can't specify both stdout and capture_stdout")
-        options["stdout"] = subprocess.PIPE
-    if capture_stderr:
-        if "stderr" in options:
-            raise ValueError("can't specify both stderr and capture_stderr")
-        options["stderr"] = subprocess.PIPE
+    # Bytes for stdin are fed through a pipe; anything else goes to Popen as it is.
+    to_feed = stdin if isinstance(stdin, (bytes, bytearray, memoryview)) else None
+    options["stdin"] = subprocess.PIPE if to_feed is not None else stdin
+    for stream_name, capture in (("stdout", capture_stdout), ("stderr", capture_stderr)):
+        if not capture:
+            continue
+        if stream_name in options:
+            raise ValueError(f"can't specify both {stream_name} and capture_{stream_name}")
+        options[stream_name] = subprocess.PIPE
     if deliver_cancel is None:
         deliver_cancel = _windows_deliver_cancel if os.name == "nt" else _posix_deliver_cancel
 
