@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeAlias
 
 import outcome
 
 from . import _impl
-
-
-class Abort(enum.Enum):
-    """What an abort function tells the kernel (see ``wait_task_rescheduled``).
-
-    SUCCEEDED: the operation was cancelled; the kernel reschedules the task with the
-    cancellation. FAILED: the operation could not be stopped at once; whoever completes
-    it will call ``reschedule``.
-    """
-
-    SUCCEEDED = 1
-    FAILED = 2
+from ._abort import Abort
 
 
 RaiseCancelT: TypeAlias = Callable[[], NoReturn]

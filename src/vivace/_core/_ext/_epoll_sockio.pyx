@@ -50,12 +50,15 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject
 from libc.errno cimport EAGAIN, EBADF, EINTR, ENOTSOCK, errno
 
+from vivace._core._ext._capi cimport *
 from vivace._core._ext._epoll cimport EPOLLIN, EPOLLOUT, EpollPoller
 from vivace._core._ext._kernel cimport KernelBase, TaskBase
+from vivace._core._ext._vvc cimport *
 
 import collections.abc
 import os
 
+from vivace._core._abort import Abort
 from vivace._core._exceptions import (
     BrokenResourceError,
     BusyResourceError,
@@ -74,37 +77,6 @@ cdef extern from "<sys/socket.h>" nogil:
     ssize_t c_send "send"(int fd, const void *buf, size_t n, int flags)
     enum:
         MSG_DONTWAIT
-
-cdef extern from "Python.h":
-    PyObject *PyObject_CallMethodNoArgs(PyObject *, PyObject *) noexcept
-    int PyErr_ExceptionMatches(PyObject *) noexcept
-    void PyErr_Fetch(PyObject **, PyObject **, PyObject **) noexcept
-    void PyErr_NormalizeException(PyObject **, PyObject **, PyObject **) noexcept
-    void PyErr_Restore(PyObject *, PyObject *, PyObject *) noexcept
-    void PyException_SetTraceback(PyObject *, PyObject *) noexcept
-    void PyException_SetCause(PyObject *, PyObject *) noexcept
-    void PyException_SetContext(PyObject *, PyObject *) noexcept
-    void _xdecref "Py_XDECREF"(PyObject *) noexcept
-    PyObject *PyExc_OSError
-    int _PyBytes_Resize(PyObject **, Py_ssize_t) except -1
-    void _incref "Py_INCREF"(PyObject *) noexcept
-    void _decref "Py_DECREF"(PyObject *) noexcept
-    const Py_ssize_t PY_SSIZE_T_MAX
-
-cdef extern from "Python.h":
-    ctypedef enum PySendResult:
-        PYGEN_RETURN
-        PYGEN_ERROR
-        PYGEN_NEXT
-    ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
-    ctypedef PyObject *(*PyCFunction)(PyObject *, PyObject *) noexcept
-
-cdef extern from "vv_sendproto.h":
-    PyObject *vv_sp_exception_from_args(PyObject *) noexcept
-    void vv_sp_raise(PyObject *) noexcept
-    void vv_sp_set_stop_iteration(PyObject *) noexcept
-    int vv_sp_install(object, sendfunc, PyCFunction, PyCFunction) except -1
-
 
 cdef enum:
     # _SockOp.kind
@@ -134,7 +106,7 @@ cdef object _s_fileno = "fileno"
 cdef object _s_unwrap = "unwrap"
 cdef object _s_io_manager = "io_manager"
 cdef object _s_poller = "_poller"
-cdef object _ABORT_SUCCEEDED = None  # Abort.SUCCEEDED, fetched on first use (import cycle)
+cdef object _ABORT_SUCCEEDED = Abort.SUCCEEDED
 
 _BUSY_READ = "another task is already reading from this fd"
 _BUSY_WRITE = "another task is already writing to this fd"
@@ -164,15 +136,8 @@ cdef class BusyGuard:
         self.busy = False
 
 
-cdef inline object _steal(PyObject *p):
-    # `p` is a new reference we own: the cast INCREFs, so drop the original one.
-    cdef object o = <object>p
-    _decref(p)
-    return o
-
-
 cdef inline int _yield(PyObject **out, object msg) except -1:
-    _incref(<PyObject *>msg)  # the caller owns the yielded reference
+    vv_incref(<PyObject *>msg)  # the caller owns the yielded reference
     out[0] = <PyObject *>msg
     return 0
 
@@ -220,14 +185,7 @@ cdef class _SockOp:
         return self
 
     def __next__(self):
-        cdef PyObject *out = NULL
-        cdef int r = _advance(<PyObject *>self, <PyObject *>None, &out)
-        if r < 0:
-            return _propagate()
-        value = _steal(out)
-        if r == 0:
-            return value
-        raise StopIteration(value)
+        return vv_sp_next(_op_am_send, self, None)
 
     def close(self):
         """Abandon the operation (as a coroutine's close())."""
@@ -236,13 +194,8 @@ cdef class _SockOp:
     def __call__(self, raise_cancel):
         # The abort function of a parked op: forget the waiter; the kernel then
         # resumes us with the cancellation.
-        global _ABORT_SUCCEEDED
         if self.state == _PARKED and self.poller is not None:
             _unpark(self)
-        if _ABORT_SUCCEEDED is None:
-            from vivace._core._traps import Abort
-
-            _ABORT_SUCCEEDED = Abort.SUCCEEDED
         return _ABORT_SUCCEEDED
 
     def __dealloc__(self):
@@ -309,11 +262,6 @@ cdef int _unpark(_SockOp op) except -1:
     return 0
 
 
-cdef int _propagate() except -1:
-    # The error indicator is already set: report failure without a traceback entry.
-    return -1
-
-
 ctypedef int (*_step_fn)(PyObject *, PyObject *, PyObject **) noexcept
 ctypedef int (*_translate_fn)() noexcept
 
@@ -332,30 +280,18 @@ cdef int _to_stream_error() except -1:
     # Replace the OSError being raised as SocketStream does: EBADF/ENOTSOCK mean the
     # socket was closed (context kept, suppressed), anything else broke the connection
     # (the OSError becomes the cause). Always returns -1 with an error set.
-    cdef PyObject *typ = NULL
-    cdef PyObject *val = NULL
-    cdef PyObject *tb = NULL
-    PyErr_Fetch(&typ, &val, &tb)
-    PyErr_NormalizeException(&typ, &val, &tb)
-    if tb != NULL:
-        PyException_SetTraceback(val, tb)
-    exc = <object>val
-    _xdecref(typ)
-    _xdecref(val)
-    _xdecref(tb)
+    exc = vv_steal(vv_fetch_exception())
     if getattr(exc, "errno", None) in (EBADF, ENOTSOCK):
         new = ClosedResourceError(_CLOSED_STREAM)
         PyException_SetCause(<PyObject *>new, NULL)  # `from None`
     else:
         new = BrokenResourceError(f"socket connection broken: {exc}")
-        _incref(<PyObject *>exc)  # SetCause steals a reference
+        vv_incref(<PyObject *>exc)  # SetCause steals a reference
         PyException_SetCause(<PyObject *>new, <PyObject *>exc)
-    _incref(<PyObject *>exc)  # so does SetContext
+    vv_incref(<PyObject *>exc)  # so does SetContext
     PyException_SetContext(<PyObject *>new, <PyObject *>exc)
-    cls = type(new)
-    _incref(<PyObject *>new)
-    _incref(<PyObject *>cls)
-    PyErr_Restore(<PyObject *>cls, <PyObject *>new, NULL)  # steals both
+    vv_incref(<PyObject *>new)
+    vv_sp_raise(<PyObject *>new)  # steals new
     return -1
 
 
@@ -400,7 +336,7 @@ cdef int _step(PyObject *op_, PyObject *arg, PyObject **out) except -1:
         if res == NULL:
             _finish(op_)
             return -1
-        _decref(res)
+        vv_decref(res)
     if state == _AT_CSC:
         if op.error is not None:
             error = op.error
@@ -422,7 +358,7 @@ cdef int _step(PyObject *op_, PyObject *arg, PyObject **out) except -1:
 cdef int _return(_SockOp op, PyObject **out) except -1:
     result = op.result
     _finish(<PyObject *>op)
-    _incref(<PyObject *>result)
+    vv_incref(<PyObject *>result)
     out[0] = <PyObject *>result
     return 1
 
@@ -441,16 +377,10 @@ cdef int _begin(_SockOp op, PyObject **out) except -1:
     try:
         runner = _current_runner()
         task = <TaskBase?>runner.current_task
-        if task._cancel_status.effectively_cancelled or (
-            runner.ki_pending and task is runner.main_task
-        ):
+        if task.cancel_pending():
             op.state = _AT_CHECKPOINT
             return _yield(out, _CHECKPOINT_MSG)
-        # A cancel point is counted as the kernel counts one.
-        if task._cp_box is None and task._cp_n != PY_SSIZE_T_MAX:
-            task._cp_n += 1
-        else:
-            task._cancel_points = task._cancel_points + 1
+        task.count_cancel_point()
     except BaseException:
         _finish(<PyObject *>op)
         raise
@@ -482,10 +412,10 @@ cdef Py_ssize_t _syscall(_SockOp op, int fd) except -2:
                            op.flags | MSG_DONTWAIT)
                 if n >= 0:
                     raw = <PyObject *>data
-                    _incref(raw)
+                    vv_incref(raw)
                     data = None
                     _PyBytes_Resize(&raw, n)  # frees and NULLs raw on failure (raises)
-                    op.result = _steal(raw)
+                    op.result = vv_steal(raw)
                     return n
         elif op.kind == _SEND:
             PyObject_GetBuffer(op.data, &buf, PyBUF_SIMPLE)
@@ -591,28 +521,20 @@ cdef PySendResult _op_am_send(PyObject *op, PyObject *arg, PyObject **presult) n
 
 
 cdef PyObject *_op_send_meth(PyObject *op, PyObject *arg) noexcept:
-    # `send(value)`: the method form of am_send. noexcept + NULL return: a METH_O C
-    # function reporting errors C-style.
-    cdef PyObject *out = NULL
-    cdef int r = _advance(op, arg, &out)
-    if r < 0:
-        return NULL
-    if r == 0:
-        return out
-    vv_sp_set_stop_iteration(out)
-    _decref(out)
-    return NULL
+    # `send(value)`: the method form of am_send.
+    return vv_sp_send(_op_am_send, op, arg)
+
+
+cdef int _op_end(PyObject *op, int bad_exception) noexcept:
+    # throw(): the op ends (releasing what it holds) before the exception comes out.
+    if not bad_exception:  # a refused throw() leaves the op as it was
+        _abandon(op)
+    return 0
 
 
 cdef PyObject *_op_throw_meth(PyObject *op, PyObject *args) noexcept:
-    # `throw(exc)`: the op ends (releasing what it holds) and exc comes out of the
-    # await unchanged, with no frame of ours on it.
-    cdef PyObject *exc = vv_sp_exception_from_args(args)
-    if exc == NULL:
-        return NULL
-    _abandon(op)
-    vv_sp_raise(exc)  # steals exc
-    return NULL
+    # `throw(exc)`: exc comes out of the await unchanged, with no frame of ours on it.
+    return vv_sp_throw(op, args, _op_end)
 
 
 vv_sp_install(_SockOp, _op_am_send, <PyCFunction>_op_send_meth, <PyCFunction>_op_throw_meth)

@@ -43,22 +43,18 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from libc.stdint cimport uint64_t
 
+from vivace._core._ext._capi cimport (
+    Py_TPFLAGS_HAVE_GC,
+    PyLong_AsULL_raw,
+    VVTypeObject,
+    inquiry,
+    traverseproc,
+    visitproc,
+)
+from vivace._core._ext._vvc cimport VV_DEBUG_BUILD
+
 import numbers
 from types import GenericAlias
-
-cdef extern from "Python.h":
-    # Our own declarations: Cython's cpython.* ones carry `except` clauses,
-    # but these are called from C slots and must report errors C-style.
-    unsigned long long _PyLong_AsULL "PyLong_AsUnsignedLongLong"(object) noexcept
-    ctypedef int (*_visitproc "visitproc")(PyObject *, void *) noexcept
-    ctypedef int (*_traverseproc "traverseproc")(PyObject *, _visitproc, void *) noexcept
-    ctypedef int (*_inquiry "inquiry")(PyObject *) noexcept
-    ctypedef struct _TypeObject "PyTypeObject":
-        unsigned long tp_flags
-        _traverseproc tp_traverse
-        _inquiry tp_clear
-    unsigned long Py_TPFLAGS_HAVE_GC
-
 
 cdef object _Real = numbers.Real
 
@@ -88,7 +84,7 @@ cdef bint _as_handle(object h, uint64_t *out) noexcept:
     cdef unsigned long long v
     if not PyLong_Check(h):
         return False
-    v = _PyLong_AsULL(h)
+    v = PyLong_AsULL_raw(h)
     if v == <unsigned long long>-1 and PyErr_Occurred() != NULL:
         PyErr_Clear()
         return False
@@ -96,8 +92,6 @@ cdef bint _as_handle(object h, uint64_t *out) noexcept:
     return True
 
 
-cdef extern from "vv_debug.h":
-    const bint VV_DEBUG_BUILD
 
 # Debug build only (see csrc/vv_debug.h): DeadlineHeap objects alive.
 cdef Py_ssize_t _debug_live_heaps = 0
@@ -239,11 +233,11 @@ cdef class DeadlineHeap:
 
 # ---- GC support: extend the Cython-generated slots (see design notes) ----
 
-cdef _traverseproc _base_traverse = NULL
-cdef _inquiry _base_clear = NULL
+cdef traverseproc _base_traverse = NULL
+cdef inquiry _base_clear = NULL
 
 
-cdef int _heap_traverse(PyObject *o, _visitproc visit, void *arg) noexcept:
+cdef int _heap_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
     # Through a plain struct pointer: a typed local would INCREF/DECREF `o`
     # in the middle of a GC pass.
     cdef vv_heap *h = &(<DeadlineHeap>o)._h
@@ -268,7 +262,7 @@ cdef int _heap_clear(PyObject *o) noexcept:
 
 
 cdef void _install_gc_slots() except *:
-    cdef _TypeObject *tp = <_TypeObject *>DeadlineHeap
+    cdef VVTypeObject *tp = <VVTypeObject *>DeadlineHeap
     global _base_traverse, _base_clear
     if not (tp.tp_flags & Py_TPFLAGS_HAVE_GC):
         raise ImportError("vivace._core._ext._heap: DeadlineHeap was built without GC support")

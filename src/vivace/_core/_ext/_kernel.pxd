@@ -29,6 +29,11 @@ cdef class TaskBase:
     # lists (see _kernel_spawn.pxi); cleared when they go back.
     cdef bint _gc_untracked
 
+    # The cancel-point bookkeeping other engine modules share (one owner: _kernel.pyx).
+    cdef int count_cancel_point(self) except -1
+    # checkpoint_if_cancelled()'s test: a cancel, or a KeyboardInterrupt for the main task.
+    cdef bint cancel_pending(self) except -1
+
 
 cdef class KernelBase:
     cdef dict __dict__

@@ -44,19 +44,10 @@ Design notes
 cimport cython
 from cpython.object cimport PyObject
 from cpython.pythread cimport PyThread_get_thread_ident
-from libc.time cimport timespec
+from cpython.set cimport PySet_Discard
 
-
-cdef extern from "<time.h>" nogil:
-    int clock_gettime(int clk_id, timespec *tp)
-    int CLOCK_MONOTONIC
-
-
-cdef inline double _monotonic() noexcept nogil:
-    # noexcept: clock_gettime(CLOCK_MONOTONIC) cannot fail on Linux.
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+from vivace._core._ext._capi cimport *
+from vivace._core._ext._vvc cimport *
 
 from vivace._core._ext._heap cimport DeadlineHeap
 
@@ -74,155 +65,6 @@ import outcome
 from vivace._core._empty import NO_CHILD_NURSERIES
 from vivace._core._exceptions import TrioInternalError
 
-cdef extern from "Python.h":
-    # Raw declarations: these are called where errors must be handled C-style.
-    ctypedef enum PySendResult:
-        PYGEN_RETURN
-        PYGEN_ERROR
-        PYGEN_NEXT
-    ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
-    ctypedef PyObject *(*PyCFunction)(PyObject *, PyObject *) noexcept
-    ctypedef struct PyTypeObject
-    PySendResult PyIter_Send(PyObject *, PyObject *, PyObject **) noexcept
-    PyObject *PyObject_CallMethodOneArg(PyObject *, PyObject *, PyObject *) noexcept
-    PyObject *PyObject_CallMethodNoArgs(PyObject *, PyObject *) noexcept
-    int PyContext_Enter(PyObject *) noexcept
-    int PyContext_Exit(PyObject *) noexcept
-    int PyErr_ExceptionMatches(PyObject *) noexcept
-    void PyErr_SetString(PyObject *, const char *) noexcept
-    void PyErr_Restore(PyObject *, PyObject *, PyObject *) noexcept
-    int PyErr_CheckSignals() noexcept
-    const Py_ssize_t PY_SSIZE_T_MAX
-    void _incref "Py_INCREF"(PyObject *) noexcept
-    void _decref "Py_DECREF"(PyObject *) noexcept
-    void _xdecref "Py_XDECREF"(PyObject *) noexcept
-    PyObject *PyExc_TypeError
-    PyObject *PyExc_RuntimeError
-    PyObject *PyExc_StopIteration
-
-cdef extern from *:
-    """
-    /* The raised exception (new reference), normalized, with __traceback__ set as an
-       `except` clause would see it; clears the error indicator. */
-    static PyObject *vv_fetch_exception(void) {
-    #if PY_VERSION_HEX >= 0x030C0000
-        return PyErr_GetRaisedException();
-    #else
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        if (type == NULL) return NULL;
-        PyErr_NormalizeException(&type, &value, &tb);
-        PyException_SetTraceback(value, tb != NULL ? tb : Py_None);
-        Py_DECREF(type);
-        Py_XDECREF(tb);
-        return value;
-    #endif
-    }
-
-    /* Raise StopIteration carrying `value`, wrapped where StopIteration(value) would
-       misread it (tuples, exceptions) -- what a returning generator does. */
-    static void vv_set_stop_iteration(PyObject *value) {
-        PyObject *e;
-        if (value == Py_None) { PyErr_SetNone(PyExc_StopIteration); return; }
-        if (!PyTuple_Check(value) && !PyExceptionInstance_Check(value)) {
-            PyErr_SetObject(PyExc_StopIteration, value);
-            return;
-        }
-        e = PyObject_CallOneArg(PyExc_StopIteration, value);
-        if (e == NULL) return;
-        PyErr_SetObject(PyExc_StopIteration, e);
-        Py_DECREF(e);
-    }
-
-    /* Validate and normalize generator-style throw(typ[, val[, tb]]) arguments into
-       owned references, with the messages a coroutine's throw() uses. -1: bad call
-       (argument count, warning as error); -2: bad exception. */
-    static int vv_throw_args(PyObject *args, PyObject **pt, PyObject **pv, PyObject **ptb) {
-        Py_ssize_t n = PyTuple_GET_SIZE(args);
-        PyObject *typ, *val = NULL, *tb = NULL;
-        if (n < 1 || n > 3) {
-            PyErr_Format(PyExc_TypeError, n < 1 ? "throw expected at least 1 argument, got %zd"
-                         : "throw expected at most 3 arguments, got %zd", n);
-            return -1;
-        }
-    #if PY_VERSION_HEX >= 0x030C0000
-        if (n > 1 && PyErr_WarnEx(PyExc_DeprecationWarning,
-                "the (type, exc, tb) signature of throw() is deprecated, "
-                "use the single-arg signature instead.", 1) < 0) return -1;
-    #endif
-        typ = PyTuple_GET_ITEM(args, 0);
-        if (n > 1) val = PyTuple_GET_ITEM(args, 1);
-        if (n > 2) tb = PyTuple_GET_ITEM(args, 2);
-        if (tb == Py_None) tb = NULL;
-        else if (tb != NULL && !PyTraceBack_Check(tb)) {
-            PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
-            return -2;
-        }
-        Py_INCREF(typ); Py_XINCREF(val); Py_XINCREF(tb);
-        if (PyExceptionClass_Check(typ)) {
-            PyErr_NormalizeException(&typ, &val, &tb);
-        } else if (PyExceptionInstance_Check(typ)) {
-            if (val != NULL && val != Py_None) {
-                PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
-                goto failed;
-            }
-            Py_XDECREF(val);
-            val = typ;
-            typ = (PyObject *)Py_TYPE(val);
-            Py_INCREF(typ);
-            if (tb == NULL) tb = PyException_GetTraceback(val);
-        } else {
-            PyErr_Format(PyExc_TypeError,
-                "exceptions must be classes or instances deriving from BaseException, not %s",
-                Py_TYPE(typ)->tp_name);
-            goto failed;
-        }
-        *pt = typ; *pv = val; *ptb = tb;
-        return 0;
-    failed:
-        Py_DECREF(typ); Py_XDECREF(val); Py_XDECREF(tb);
-        return -2;
-    }
-
-    /* Give a (Cython-made, already ready) type the generator-style send protocol in C:
-       the am_send slot plus `send` and `throw` methods. Runs once, before any instance. */
-    static PyMethodDef vv_trap_methods[] = {
-        {"send", NULL, METH_O, "send(value) -> the next trap message, or StopIteration."},
-        {"throw", NULL, METH_VARARGS, "throw(exc) -> raise exc out of the await."},
-    };
-    static int vv_install_send_protocol(PyObject *type, sendfunc am_send,
-                                        PyCFunction send_meth, PyCFunction throw_meth) {
-        PyTypeObject *tp = (PyTypeObject *)type;
-        int i;
-        if (tp->tp_as_async == NULL || tp->tp_as_async->am_await == NULL) {
-            PyErr_SetString(PyExc_SystemError, "trap awaitable type has no __await__ slot");
-            return -1;
-        }
-        tp->tp_as_async->am_send = am_send;
-    #ifdef Py_TPFLAGS_HAVE_AM_SEND
-        tp->tp_flags |= Py_TPFLAGS_HAVE_AM_SEND;
-    #endif
-        vv_trap_methods[0].ml_meth = send_meth;
-        vv_trap_methods[1].ml_meth = throw_meth;
-        for (i = 0; i < 2; i++) {
-            PyObject *descr = PyDescr_NewMethod(tp, &vv_trap_methods[i]);
-            if (descr == NULL) return -1;
-            if (PyDict_SetItemString(tp->tp_dict, vv_trap_methods[i].ml_name, descr) < 0) {
-                Py_DECREF(descr);
-                return -1;
-            }
-            Py_DECREF(descr);
-        }
-        PyType_Modified(tp);
-        return 0;
-    }
-    """
-    PyObject *vv_fetch_exception() noexcept
-    void vv_set_stop_iteration(PyObject *) noexcept
-    int vv_throw_args(PyObject *, PyObject **, PyObject **, PyObject **) noexcept
-    int vv_install_send_protocol(object, sendfunc, PyCFunction, PyCFunction) except -1
-
-
 cdef enum:
     _IDLE = 0
     _SEND = 1
@@ -239,13 +81,6 @@ cdef object _Error = outcome.Error
 # Interned names for the raw C-API method calls below.
 cdef object _s_throw = "throw"
 cdef object _s_unwrap = "unwrap"
-
-
-cdef inline object _steal(PyObject *p):
-    # `p` is a new reference we own: the cast INCREFs, so drop the original one.
-    cdef object o = <object>p
-    _decref(p)
-    return o
 
 
 # -- trap messages ----------------------------------------------------------------------
@@ -269,15 +104,12 @@ cdef class SystemClock:
         # CLOCK_MONOTONIC is what time.perf_counter reads on Linux: same values, no
         # Python call. Elsewhere, ask perf_counter.
         if _HAVE_MONOTONIC:
-            return self.offset + _monotonic()
+            return self.offset + vv_monotonic()
         return self.offset + _perf_counter()
 
     def deadline_to_sleep_time(self, double deadline):
         return deadline - self.current_time()
 
-
-cdef extern from "vv_debug.h":
-    const bint VV_DEBUG_BUILD
 
 # Debug build only (see csrc/vv_debug.h): TaskBase and KernelBase objects alive.
 cdef Py_ssize_t _debug_live_tasks = 0
@@ -358,6 +190,17 @@ cdef class TaskBase:
     # The counters are read and written from Python like the reference's plain
     # attributes (trio's tests store a str to make the kernel fail): any value is kept,
     # but an ordinary count lives unboxed, so counting never allocates.
+    cdef int count_cancel_point(self) except -1:
+        return _count_cancel_point(self)
+
+    cdef bint cancel_pending(self) except -1:
+        if self._cancel_status.effectively_cancelled:
+            return True
+        runner = self._runner
+        if isinstance(runner, KernelBase):
+            return (<KernelBase>runner).ki_pending and self is (<KernelBase>runner).main_task
+        return bool(runner.ki_pending and self is runner.main_task)
+
     @property
     def _schedule_points(self):
         return self._sp_n if self._sp_box is None else self._sp_box[0]
@@ -434,7 +277,7 @@ cdef PySendResult _resume(object coro, object ctx, object value, bint throw,
     if PyContext_Exit(<PyObject *>ctx) < 0:
         # Only if the coroutine left a different context entered; context.run
         # reports that error instead of the step's result, and so do we.
-        _xdecref(res)  # the step's result is replaced by the error
+        vv_xdecref(res)  # the step's result is replaced by the error
         presult[0] = vv_fetch_exception()
         return PYGEN_ERROR
     presult[0] = res
@@ -559,7 +402,7 @@ cdef class KernelBase:
         if c_clock:
             offset = clock_offset
         while self.runq and ran < max_batches:
-            now = offset + _monotonic() if c_clock else clock_now()
+            now = offset + vv_monotonic() if c_clock else clock_now()
             if now >= until:
                 break
             # The compiled heap (always paired with this kernel) is read in C.
@@ -609,7 +452,7 @@ cdef class KernelBase:
         r = _resume(coro, ctx, value, mode == _THROW, &res)
         if res == NULL:  # only if an error vanished without being raised
             raise SystemError("vivace kernel: a task step produced no result")
-        result = _steal(res)
+        result = vv_steal(res)
         # Drop what we sent (say, a Cancelled) before the Python layer runs again.
         value = None
         coro = ctx = None

@@ -4,47 +4,6 @@
 # goes to the Python layer (self.spawn_impl / self.task_exited) before anything
 # observable has happened.
 
-cdef extern from "Python.h":
-    PyObject *PyContext_CopyCurrent() except NULL
-    int PySet_Add(object, object) except -1
-    int PySet_Discard(object, object) except -1
-    # GC list membership; the functional forms are safe on either state.
-    void PyObject_GC_Track(PyObject *)
-    void PyObject_GC_UnTrack(PyObject *)
-    int PyObject_GC_IsTracked(PyObject *)
-
-cdef extern from *:
-    """
-    /* Whether calling `fn` can only bind arguments and build a native coroutine, with
-       no user code run: a plain `async def` function, or a bound method of one. */
-    static int vv_is_async_def(PyObject *fn) {
-        PyObject *code;
-        if (PyMethod_Check(fn)) fn = PyMethod_GET_FUNCTION(fn);
-        if (!PyFunction_Check(fn)) return 0;  /* exact type, like `type(fn) is ...` */
-        code = PyFunction_GET_CODE(fn);
-        return (((PyCodeObject *)code)->co_flags & CO_COROUTINE) != 0;
-    }
-
-    /* cls.__new__(cls) for a subclass of `base`, straight through its tp_new slot
-       (new reference; NULL with an error set). The Python-level call would go
-       through tp_new_wrapper and the metaclass' subclass check. */
-    static PyObject *vv_new_instance(PyObject *cls, PyObject *base) {
-        PyObject *empty, *obj;
-        if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)base)) {
-            PyErr_SetString(PyExc_TypeError, "the kernel's _task_class must be a TaskBase subclass");
-            return NULL;
-        }
-        empty = PyTuple_New(0);
-        if (empty == NULL) return NULL;
-        obj = ((PyTypeObject *)cls)->tp_new((PyTypeObject *)cls, empty, NULL);
-        Py_DECREF(empty);
-        return obj;
-    }
-    """
-    bint vv_is_async_def(object) noexcept
-    PyObject *vv_new_instance(PyObject *, PyObject *) except NULL
-
-
 # Untracked live tasks. A task that the kernel spawns is referenced from
 # ``self.tasks`` until it exits, and so is everything it references: the cyclic
 # collector could never free any of it. Traversing the task, its coroutine and its
@@ -88,23 +47,8 @@ cdef inline void _gc_retrack(TaskBase task) noexcept:
         _gc_retrack_fields(task)
 
 
-cdef inline int _set_add(object s, object item) except -1:
-    # The Python layer's sets are plain sets: PySet_Add, else the method (a subclass).
-    if type(s) is set:
-        return PySet_Add(s, item)
-    s.add(item)
-    return 0
-
-
-cdef inline int _set_discard(object s, object item) except -1:
-    if type(s) is set:
-        PySet_Discard(s, item)
-    else:
-        s.discard(item)
-    return 0
-
-
 cdef inline int _set_remove(object s, object item) except -1:
+    # set.remove: the C call for a plain set, the method otherwise (a subclass).
     if type(s) is set:
         if PySet_Discard(s, item) == 0:
             raise KeyError(item)  # what set.remove raises
@@ -120,13 +64,12 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
         raise RuntimeError("Nursery is closed to new arrivals")
     if not self._fast_paths or self._instr_spawned or not vv_is_async_def(async_fn):
         return self.spawn_impl(async_fn, args, nursery, name)
-    context = _steal(PyContext_CopyCurrent())  # new reference, owned by `context`
+    context = vv_steal(PyContext_CopyCurrent())  # new reference, owned by `context`
     # A plain async def: the call only binds arguments and makes the coroutine.
     coro = async_fn(*args)
     # tp_new of the Python-layer subclass (Task's metaclass refuses __call__): every
     # field starts as None/0. The new reference is handed over to `task`.
-    task = <TaskBase>_steal(vv_new_instance(<PyObject *>self._task_class,
-                                            <PyObject *>TaskBase))
+    task = <TaskBase>vv_new_instance(self._task_class, TaskBase)
     task._coro = coro
     task._context = context
     task._runner = self
@@ -138,11 +81,11 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
     task._child_nurseries = NO_CHILD_NURSERIES  # a nursery opened in it makes a list
     # (_next_send, _abort_func, _cancel_status, custom_sleep_data, the counters and
     # the boxes start as None/0 from tp_new, as TaskBase.__init__ would set them.)
-    _set_add(self.tasks, task)
-    _set_add(nursery._children, task)
+    vv_set_add(self.tasks, task)
+    vv_set_add(nursery._children, task)
     status = nursery._cancel_status
     task._cancel_status = status
-    _set_add(status._tasks, task)
+    vv_set_add(status._tasks, task)
     if status.effectively_cancelled:
         task._attempt_delivery_of_any_pending_cancel()
     _gc_untrack(task)
@@ -164,7 +107,7 @@ cdef int _exit_fast(KernelBase self, TaskBase task) except -1:
         or task is self.main_task
     ):
         return 0
-    _set_discard(status._tasks, task)
+    vv_set_discard(status._tasks, task)
     task._cancel_status = None
     _set_remove(self.tasks, task)
     nursery = task._parent_nursery

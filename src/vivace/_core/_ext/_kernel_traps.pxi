@@ -78,7 +78,7 @@ _TRAP_NAMES = ("checkpoint", "cancel_shielded_checkpoint", "wait_task_reschedule
 cdef class _TrapAwaitable:
     """``await`` target of the trap functions: yields its trap message once, then
     returns what the kernel sends back (see the kind table above). ``send`` and
-    ``throw`` are installed in C at import (see vv_install_send_protocol)."""
+    ``throw`` are installed in C at import (csrc/vv_sendproto.h)."""
 
     cdef object msg     # the trap message; None once yielded
     cdef int state
@@ -96,16 +96,7 @@ cdef class _TrapAwaitable:
         return self
 
     def __next__(self):
-        cdef PyObject *res = NULL
-        cdef PySendResult r = _trap_am_send(<PyObject *>self, <PyObject *>None, &res)
-        if r == PYGEN_NEXT:
-            return _steal(res)
-        if r == PYGEN_RETURN:
-            value = _steal(res)
-            if value is None:
-                raise StopIteration  # in __next__ Cython returns NULL with no exception: free
-            raise StopIteration(value)
-        _propagate()
+        return vv_sp_next(_trap_am_send, self, None)
 
     def close(self):
         self.state = _DONE
@@ -119,11 +110,6 @@ cdef class _TrapAwaitable:
         return f"<{_TRAP_NAMES[self.kind]} awaitable at {id(self):#x}>"
 
 
-cdef int _propagate() except -1:
-    # The error indicator is already set (by a C-style helper): report failure.
-    return -1
-
-
 cdef PySendResult _trap_am_send(PyObject *op, PyObject *arg, PyObject **presult) noexcept:
     # The am_send slot. Called by CPython with borrowed references; reports errors
     # C-style (indicator set + PYGEN_ERROR) so no Cython traceback entry is added.
@@ -132,20 +118,20 @@ cdef PySendResult _trap_am_send(PyObject *op, PyObject *arg, PyObject **presult)
     if aw.state == _SUSPENDED:
         aw.state = _DONE
         if aw.kind >= _K_ASYNC_YIELD:
-            _incref(arg)  # the caller gets a new reference to the sent value
+            vv_incref(arg)  # the caller gets a new reference to the sent value
             presult[0] = arg
             return PYGEN_RETURN
         if arg == <PyObject *>_RESUME_NONE:
             res = <PyObject *>None  # the common resume: no method call
-            _incref(res)
+            vv_incref(res)
         else:
             res = PyObject_CallMethodNoArgs(arg, <PyObject *>_s_unwrap)
             if res == NULL:
                 return PYGEN_ERROR
         if aw.kind != _K_WAIT_RESCHEDULED:
-            _decref(res)  # checkpoints discard the unwrapped value, like the reference
+            vv_decref(res)  # checkpoints discard the unwrapped value, like the reference
             res = <PyObject *>None
-            _incref(res)
+            vv_incref(res)
         presult[0] = res
         return PYGEN_RETURN
     if aw.state == _FRESH:
@@ -155,7 +141,7 @@ cdef PySendResult _trap_am_send(PyObject *op, PyObject *arg, PyObject **presult)
             return PYGEN_ERROR
         aw.state = _SUSPENDED
         res = <PyObject *>aw.msg
-        _incref(res)  # new reference for the caller; ours is dropped just below
+        vv_incref(res)  # new reference for the caller; ours is dropped just below
         presult[0] = res
         aw.msg = None
         return PYGEN_NEXT
@@ -165,47 +151,36 @@ cdef PySendResult _trap_am_send(PyObject *op, PyObject *arg, PyObject **presult)
 
 cdef PyObject *_trap_send_meth(PyObject *op, PyObject *arg) noexcept:
     # `send(value)`: the method form of am_send (the SEND opcode uses it on 3.12+).
-    # noexcept + NULL return: a METH_O C function, errors reported C-style.
-    cdef PyObject *res = NULL
-    cdef PySendResult r = _trap_am_send(op, arg, &res)
-    if r == PYGEN_NEXT:
-        return res
-    if r == PYGEN_RETURN:
-        vv_set_stop_iteration(res)
-        _decref(res)
-    return NULL
+    return vv_sp_send(_trap_am_send, op, arg)
+
+
+cdef int _trap_end(PyObject *op, int bad_exception) noexcept:
+    # What throw() does to the awaitable before the exception comes out of the await:
+    # it is over, like a coroutine that raised. A finished one says so instead. A bad
+    # exception ends only a suspended one (a coroutine raises it at its await point);
+    # a fresh one stays fresh, as a generator refuses it before starting.
+    cdef _TrapAwaitable aw = <_TrapAwaitable>op
+    if bad_exception:
+        if aw.state == _SUSPENDED:
+            aw.state = _DONE
+            aw.msg = None
+        return 0
+    if aw.state == _DONE:
+        PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
+        return -1
+    aw.state = _DONE
+    aw.msg = None  # may run arbitrary code: before the error indicator is set
+    return 0
 
 
 cdef PyObject *_trap_throw_meth(PyObject *op, PyObject *args) noexcept:
-    # `throw(exc)`: the exception comes out of the await, with no frame of ours on
-    # its traceback (hence noexcept + NULL return, C-style). A finished awaitable
-    # says so instead, like a coroutine.
-    cdef _TrapAwaitable aw = <_TrapAwaitable>op
-    cdef PyObject *typ = NULL
-    cdef PyObject *val = NULL
-    cdef PyObject *tb = NULL
-    cdef int rc = vv_throw_args(args, &typ, &val, &tb)
-    if rc < 0:
-        if rc == -2 and aw.state == _SUSPENDED:
-            # A coroutine raises a bad exception at its await point: it is over.
-            aw.state = _DONE
-        return NULL
-    if aw.state == _DONE:
-        _decref(typ)
-        if val != NULL:
-            _decref(val)
-        if tb != NULL:
-            _decref(tb)
-        PyErr_SetString(PyExc_RuntimeError, b"cannot reuse already awaited coroutine")
-        return NULL
-    aw.state = _DONE
-    aw.msg = None  # may run arbitrary code: do it before the error indicator is set
-    PyErr_Restore(typ, val, tb)  # steals all three
-    return NULL
+    # `throw(exc)`: the exception comes out of the await with no frame of ours on its
+    # traceback (hence noexcept + NULL return, C-style).
+    return vv_sp_throw(op, args, _trap_end)
 
 
-vv_install_send_protocol(_TrapAwaitable, _trap_am_send,
-                         <PyCFunction>_trap_send_meth, <PyCFunction>_trap_throw_meth)
+vv_sp_install(_TrapAwaitable, _trap_am_send, <PyCFunction>_trap_send_meth,
+              <PyCFunction>_trap_throw_meth)
 # trio's start_soon insists on a Coroutine; `checkpoint` is passed to it directly.
 collections.abc.Coroutine.register(_TrapAwaitable)
 

@@ -17,34 +17,15 @@ Design notes
 * The GIL is held throughout: every path touches Python objects.
 """
 
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF
 from libc.stdint cimport uint64_t
 
 from vivace._core._ext._heap cimport DeadlineHeap
 from vivace._core._ext._kernel cimport KernelBase, TaskBase
+from vivace._core._ext._vvc cimport vv_new_instance, vv_set_add, vv_set_discard
 
 from math import isnan
 
 from vivace._core._run_context import GLOBAL_RUN_CONTEXT
-
-cdef extern from "Python.h":
-    int PySet_Add(object, object) except -1
-    int PySet_Discard(object, object) except -1
-
-cdef extern from *:
-    """
-    /* cls.__new__(cls) through its tp_new slot (new reference; NULL + error). */
-    static PyObject *vv_scope_new_instance(PyObject *cls) {
-        PyObject *empty, *obj;
-        empty = PyTuple_New(0);
-        if (empty == NULL) return NULL;
-        obj = ((PyTypeObject *)cls)->tp_new((PyTypeObject *)cls, empty, NULL);
-        Py_DECREF(empty);
-        return obj;
-    }
-    """
-    PyObject *vv_scope_new_instance(PyObject *) except NULL
 
 cdef double _INF = float("inf")
 cdef object _INF_O = float("inf")  # for comparisons with arguments (no float per call)
@@ -57,29 +38,6 @@ def set_status_class(cls):
     if not isinstance(cls, type) or not issubclass(cls, CancelStatusBase):
         raise TypeError("the status class must be a CancelStatusBase subclass")
     _status_class = cls
-
-
-cdef inline object _steal(PyObject *p):
-    # Take over a new reference returned by a C call (the cast adds one).
-    result = <object>p
-    Py_DECREF(result)
-    return result
-
-
-cdef inline int _set_add(object s, object item) except -1:
-    # The statuses' sets are plain sets: PySet_Add, else the method (a subclass).
-    if type(s) is set:
-        return PySet_Add(s, item)
-    s.add(item)
-    return 0
-
-
-cdef inline int _set_discard(object s, object item) except -1:
-    if type(s) is set:
-        PySet_Discard(s, item)
-    else:
-        s.discard(item)
-    return 0
 
 
 cdef class CancelStatusBase:
@@ -102,7 +60,7 @@ cdef class CancelStatusBase:
         if parent is not None:
             siblings = (<CancelStatusBase?>parent)._children
             if siblings:
-                _set_discard(siblings, self)
+                vv_set_discard(siblings, self)
             self._parent = None
         if self._tasks or self._children:
             self._close_abandoned()
@@ -122,7 +80,7 @@ cdef int _status_init(CancelStatusBase self, object scope, object parent) except
         self._parent = p
         if p._children is None:
             p._children = set()
-        _set_add(p._children, self)
+        vv_set_add(p._children, self)
         if scope._cancel_called or (p.effectively_cancelled and not scope._shield):
             self.recalculate()
     return 0
@@ -206,15 +164,15 @@ cdef class CancelScopeBase:
         if _status_class is None:  # only if _cancel.py was never imported
             raise RuntimeError("no cancel-status class registered; import vivace first")
         parent_obj = task._cancel_status
-        status = <CancelStatusBase>_steal(vv_scope_new_instance(<PyObject *>_status_class))
+        status = <CancelStatusBase>vv_new_instance(_status_class, CancelStatusBase)
         _status_init(status, self, parent_obj)
         self._cancel_status = status
         # The task moves into the new status.
         if parent_obj is not None:
             parent = <CancelStatusBase?>parent_obj
-            _set_discard(parent._tasks, task)
+            vv_set_discard(parent._tasks, task)
         task._cancel_status = status
-        _set_add(status._tasks, task)
+        vv_set_add(status._tasks, task)
         if status.effectively_cancelled:
             task._attempt_delivery_of_any_pending_cancel()
         if self._deadline != _INF and not self._cancel_called:
@@ -253,16 +211,16 @@ cdef class CancelScopeBase:
         task = <TaskBase>current
         # Properly nested, nothing to catch, nothing left inside: the task moves back
         # out, the status closes, the deadline goes.
-        _set_discard(status._tasks, task)
+        vv_set_discard(status._tasks, task)
         outer_obj = status._parent
         task._cancel_status = outer_obj
         if outer_obj is not None:
             outer = <CancelStatusBase?>outer_obj
-            _set_add(outer._tasks, task)
+            vv_set_add(outer._tasks, task)
             if outer.effectively_cancelled:
                 task._attempt_delivery_of_any_pending_cancel()
             if outer._children:
-                _set_discard(outer._children, status)
+                vv_set_discard(outer._children, status)
             status._parent = None
         self._cancel_status = None
         handle = self._heap_handle

@@ -40,6 +40,9 @@ from cpython.object cimport PyObject
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport isinf
 from libc.stdint cimport uint64_t
+
+from vivace._core._ext._capi cimport *
+from vivace._core._ext._vvc cimport *
 from vivace._core._ext._heap cimport DeadlineHeap
 from vivace._core._ext._kernel cimport KernelBase, TaskBase
 
@@ -47,6 +50,7 @@ import collections.abc
 
 import outcome
 
+from vivace._core._abort import Abort
 from vivace._core._exceptions import (
     BrokenResourceError,
     ClosedResourceError,
@@ -61,28 +65,6 @@ from vivace._core._ext._kernel import (
 )
 from vivace._core._run_context import FOREIGN_THREAD_WAKE, GLOBAL_RUN_CONTEXT
 
-cdef extern from "Python.h":
-    # Raw declarations: used where errors are reported C-style.
-    ctypedef enum PySendResult:
-        PYGEN_RETURN
-        PYGEN_ERROR
-        PYGEN_NEXT
-    ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
-    ctypedef PyObject *(*PyCFunction)(PyObject *, PyObject *) noexcept
-    PyObject *PyObject_CallMethodNoArgs(PyObject *, PyObject *) noexcept
-    int PyErr_ExceptionMatches(PyObject *) noexcept
-    void PyErr_Clear() noexcept
-    const Py_ssize_t PY_SSIZE_T_MAX
-    void _incref "Py_INCREF"(PyObject *) noexcept
-    void _decref "Py_DECREF"(PyObject *) noexcept
-    int PyList_SetSlice(object, Py_ssize_t, Py_ssize_t, PyObject *) except -1
-
-cdef extern from "vv_sendproto.h":
-    PyObject *vv_sp_exception_from_args(PyObject *) noexcept
-    void vv_sp_raise(PyObject *) noexcept
-    void vv_sp_set_stop_iteration(PyObject *) noexcept
-    int vv_sp_install(object, sendfunc, PyCFunction, PyCFunction) except -1
-
 # _op_send called as the C slot it is: its -1 is PYGEN_ERROR, already reported.
 ctypedef int (*_raw_sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
 
@@ -94,15 +76,8 @@ cdef object _CSC_MSG = CANCEL_SHIELDED_CHECKPOINT
 cdef object _WaitTaskRescheduled = WaitTaskRescheduled
 cdef object _Error = outcome.Error
 cdef object _s_unwrap = "unwrap"
-cdef object _ABORT_SUCCEEDED = None
-cdef object _ABORT_FAILED = None
-
-
-cdef inline object _steal(PyObject *p):
-    # `p` is a new reference we own: the cast INCREFs, so drop the original one.
-    cdef object o = <object>p
-    _decref(p)
-    return o
+cdef object _ABORT_SUCCEEDED = Abort.SUCCEEDED
+cdef object _ABORT_FAILED = Abort.FAILED
 
 
 # -- task helpers ------------------------------------------------------------------------
@@ -120,24 +95,6 @@ cdef TaskBase _current_task():
     return <TaskBase?>task
 
 
-cdef inline bint _cancel_pending(TaskBase task) except -1:
-    # checkpoint_if_cancelled()'s test: a cancel, or a KeyboardInterrupt for the main task.
-    if task._cancel_status.effectively_cancelled:
-        return True
-    runner = task._runner
-    if isinstance(runner, KernelBase):
-        return (<KernelBase>runner).ki_pending and task is (<KernelBase>runner).main_task
-    return bool(runner.ki_pending and task is runner.main_task)
-
-
-cdef inline int _count_cancel_point(TaskBase task) except -1:
-    if task._cp_box is None and task._cp_n != PY_SSIZE_T_MAX:
-        task._cp_n += 1
-    else:  # whatever a Python caller stored: go through the property, like the reference
-        task._cancel_points = task._cancel_points + 1
-    return 0
-
-
 cdef inline int _wake(TaskBase task, object next_send) except -1:
     runner = task._runner
     if isinstance(runner, KernelBase):
@@ -147,13 +104,7 @@ cdef inline int _wake(TaskBase task, object next_send) except -1:
     return 0
 
 
-cdef object _abort_result(bint succeeded):
-    # _traps imports the engine switch, which imports this module: import it late.
-    global _ABORT_SUCCEEDED, _ABORT_FAILED
-    if _ABORT_SUCCEEDED is None:
-        from vivace._core._traps import Abort
-        _ABORT_SUCCEEDED = Abort.SUCCEEDED
-        _ABORT_FAILED = Abort.FAILED
+cdef inline object _abort_result(bint succeeded):
     return _ABORT_SUCCEEDED if succeeded else _ABORT_FAILED
 
 
@@ -215,13 +166,13 @@ cdef class _Queue:
         while p != NULL:
             nxt = (<_Op>p).next
             (<_Op>p).prev = (<_Op>p).next = (<_Op>p).queue = NULL
-            _decref(p)  # the reference this queue held
+            vv_decref(p)  # the reference this queue held
             p = nxt
 
 
 cdef inline void _q_append(_Queue q, _Op op) noexcept:
     # noexcept: pointer updates and an INCREF, nothing can fail.
-    _incref(<PyObject *>op)  # the queue's reference
+    vv_incref(<PyObject *>op)  # the queue's reference
     op.queue = <PyObject *>q
     op.prev = q.tail
     op.next = NULL
@@ -266,7 +217,7 @@ cdef inline _Op _q_popleft(_Queue q):
     cdef PyObject *p = q.head
     _q_refuse_foreign_thread(q)
     _q_detach(q, <_Op>p)
-    return <_Op>_steal(p)
+    return <_Op>vv_steal(p)
 
 
 @cython.final
@@ -294,13 +245,7 @@ cdef class _Op:
         return self
 
     def __next__(self):
-        cdef PyObject *res = NULL
-        if _op_send(<PyObject *>self, <PyObject *>None, &res) == PYGEN_NEXT:
-            return _steal(res)
-        value = _steal(res)
-        if value is None:
-            raise StopIteration
-        raise StopIteration(value)
+        return vv_sp_next(<sendfunc>_op_send, self, None)
 
     def close(self):
         _op_abandon(self)
@@ -314,7 +259,7 @@ cdef class _Op:
         if q == NULL:
             return _abort_result(False)
         _q_detach(<_Queue>q, self)
-        _decref(<PyObject *>self)  # the queue's reference (our caller holds another)
+        vv_decref(<PyObject *>self)  # the queue's reference (our caller holds another)
         return _abort_result(True)
 
     def __repr__(self):
@@ -344,7 +289,7 @@ cdef void _op_abandon(_Op op) noexcept:
         return
     if op.queue != NULL:
         _q_detach(<_Queue>op.queue, op)
-        _decref(<PyObject *>op)  # the caller holds another reference
+        vv_decref(<PyObject *>op)  # the caller holds another reference
     op.state = _S_DONE
     op.task = None
     op.value = None
@@ -365,13 +310,13 @@ cdef int _op_send(PyObject *selfp, PyObject *arg, PyObject **presult) except -1:
             res = PyObject_CallMethodNoArgs(arg, <PyObject *>_s_unwrap)
             if res == NULL:
                 return PYGEN_ERROR
-            _decref(res)  # a resumed cancel check has no result to keep
+            vv_decref(res)  # a resumed cancel check has no result to keep
         msg = _op_start(op)
         if msg is None:  # finished without a schedule point (Lock.__aexit__)
-            _incref(<PyObject *>None)  # *presult is a new reference
+            vv_incref(<PyObject *>None)  # *presult is a new reference
             presult[0] = <PyObject *>None
             return PYGEN_RETURN
-        _incref(<PyObject *>msg)  # *presult is a new reference; `msg` drops its own
+        vv_incref(<PyObject *>msg)  # *presult is a new reference; `msg` drops its own
         presult[0] = <PyObject *>msg
         return PYGEN_NEXT
     if state == _S_FINISH or state == _S_PARKED:
@@ -388,12 +333,12 @@ cdef int _op_send(PyObject *selfp, PyObject *arg, PyObject **presult) except -1:
                 if op.kind == _K_ACQUIRE or op.kind == _K_ANEXT:
                     _op_convert_error(op)
                 return PYGEN_ERROR
-            _decref(res)  # like the reference: the result is ours, not what was sent
+            vv_decref(res)  # like the reference: the result is ours, not what was sent
         if op.kind == _K_RECEIVE or op.kind == _K_ANEXT:
             res = <PyObject *>op.value
         else:
             res = <PyObject *>None
-        _incref(res)  # *presult is a new reference
+        vv_incref(res)  # *presult is a new reference
         presult[0] = res
         op.value = None
         op.task = None
@@ -418,24 +363,19 @@ cdef int _op_convert_error(_Op op) except -1:
 
 cdef PyObject *_op_send_meth(PyObject *selfp, PyObject *arg) noexcept:
     # `send(value)`: am_send in method form (the SEND opcode calls it on 3.12+).
-    cdef PyObject *res = NULL
-    cdef int r = (<_raw_sendfunc>_op_send)(selfp, arg, &res)
-    if r == PYGEN_NEXT:
-        return res
-    if r == PYGEN_RETURN:
-        vv_sp_set_stop_iteration(res)
-        _decref(res)  # the StopIteration holds its own reference
-    return NULL
+    return vv_sp_send(<sendfunc>_op_send, selfp, arg)
+
+
+cdef int _op_end(PyObject *selfp, int bad_exception) noexcept:
+    # throw(): the op ends before the exception comes out of the await.
+    if not bad_exception:  # a refused throw() leaves the op as it was
+        _op_abandon(<_Op>selfp)
+    return 0
 
 
 cdef PyObject *_op_throw_meth(PyObject *selfp, PyObject *args) noexcept:
     # `throw(exc)`: the exception comes out of the await as it is.
-    cdef PyObject *exc = vv_sp_exception_from_args(args)
-    if exc == NULL:
-        return NULL
-    _op_abandon(<_Op>selfp)  # may run finalizers: before the error indicator is set
-    vv_sp_raise(exc)
-    return NULL
+    return vv_sp_throw(selfp, args, _op_end)
 
 
 vv_sp_install(_Op, <sendfunc>_op_send, <PyCFunction>_op_send_meth,
@@ -455,10 +395,10 @@ cdef inline object _park(_Op op, _Queue q, TaskBase task, object sleep_data):
 
 cdef inline bint _deliver_pending_cancel(_Op op, TaskBase task) except -1:
     # The cancel point every channel/lock operation starts with; True: yield CHECKPOINT.
-    if _cancel_pending(task):
+    if task.cancel_pending():
         op.state = _S_RECHECK
         return True
-    _count_cancel_point(task)
+    task.count_cancel_point()
     return False
 
 

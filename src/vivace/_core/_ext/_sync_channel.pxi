@@ -123,7 +123,7 @@ cdef int _wake_mine(_Queue queue, object handle, bint sending) except -1:
         op = <_Op>item
         if op.queue == <PyObject *>queue:
             _q_detach(queue, op)
-            _decref(<PyObject *>op)  # the queue's reference (`mine` holds another)
+            vv_decref(<PyObject *>op)  # the queue's reference (`mine` holds another)
             _wake(op.task, _Error(_closed_send() if sending else _closed_receive()))
     return 0
 

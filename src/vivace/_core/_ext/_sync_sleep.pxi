@@ -24,9 +24,9 @@ cdef object _start_sleep(_Op op):
         op.value = None
         op.task = task
         op.state = _S_PARKED
-        if _cancel_pending(task):
+        if task.cancel_pending():
             return _WaitTaskRescheduled(op)
-        _count_cancel_point(task)  # the reference's CSC path counts it too
+        task.count_cancel_point()  # the reference's CSC path counts it too
         return _CSC_MSG
     heap = runner.deadlines
     guest = runner.is_guest
