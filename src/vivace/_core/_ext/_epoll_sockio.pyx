@@ -300,8 +300,7 @@ cdef int _step(PyObject *op_, PyObject *arg, PyObject **out) except -1:
     cdef int state = op.state
     cdef PyObject *res
     if state == _FRESH:
-        if arg != <PyObject *>None:
-            _finish(op_)
+        if arg != <PyObject *>None:  # refused: the op stays unstarted, as a coroutine does
             raise TypeError("can't send non-None value to a just-started coroutine")
         guard = op.guard
         if guard is not None:
@@ -398,6 +397,9 @@ cdef Py_ssize_t _syscall(_SockOp op, int fd) except -2:
             op.result = getattr(op.sock, op.name)(*op.args)
         except BlockingIOError:
             return _WOULD_BLOCK
+        return 0
+    if op.kind == _RECV and op.nbytes == 0:
+        op.result = b""  # as socket.recv(0): no syscall (recv(fd, buf, 0) reports EAGAIN)
         return 0
     while True:
         if op.kind == _RECV:

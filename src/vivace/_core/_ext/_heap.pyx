@@ -114,6 +114,13 @@ cdef class DeadlineHeap:
         if VV_DEBUG_BUILD:
             _debug_live_heaps += 1
 
+    def __init__(self):
+        # Present so that extra constructor arguments are refused, as by the reference.
+        pass
+
+    def __reduce__(self):
+        raise TypeError("DeadlineHeap objects cannot be pickled or copied")
+
     def __dealloc__(self):
         global _debug_live_heaps
         if VV_DEBUG_BUILD:

@@ -37,6 +37,9 @@ def set_status_class(cls):
     global _status_class
     if not isinstance(cls, type) or not issubclass(cls, CancelStatusBase):
         raise TypeError("the status class must be a CancelStatusBase subclass")
+    # Statuses are made by tp_new plus a C init: an override would run on one twin only.
+    if cls.__init__ is not CancelStatusBase.__init__ or cls.__new__ is not CancelStatusBase.__new__:
+        raise TypeError("the status class must not override __init__ or __new__")
     _status_class = cls
 
 
@@ -106,7 +109,7 @@ cdef class CancelScopeBase:
     cdef public double _relative_deadline
     cdef public object _runner
     cdef public bint _shield
-    cdef public bint cancelled_caught
+    cdef public object cancelled_caught  # stores what is assigned, as trio does
 
     def __init__(self, *, deadline=_INF_O, relative_deadline=_INF_O, shield=False):
         # The defaults need no checking (NaN != inf, so NaN still gets checked).
@@ -144,6 +147,8 @@ cdef class CancelScopeBase:
         current = runner.current_task if runner is not None else None
         if current is None:
             raise RuntimeError("must be called from async context")
+        if _status_class is None:  # set_status_class() never called: internal misuse
+            raise RuntimeError("no cancel-status class registered; call set_status_class() first")
         if self._has_been_entered:
             raise RuntimeError("Each CancelScope may only be used for a single 'with' block")
         kernel = <KernelBase?>runner
@@ -161,8 +166,6 @@ cdef class CancelScopeBase:
                 self._relative_deadline = _INF
             if now >= deadline:
                 self._cancel_at_entry()
-        if _status_class is None:  # only if _cancel.py was never imported
-            raise RuntimeError("no cancel-status class registered; import vivace first")
         parent_obj = task._cancel_status
         status = <CancelStatusBase>vv_new_instance(_status_class, CancelStatusBase)
         _status_init(status, self, parent_obj)

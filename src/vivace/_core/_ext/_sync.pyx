@@ -444,6 +444,10 @@ cdef class LotBase(_Queue):
     def __cinit__(self):
         self.broken_by = []
 
+    def __init__(self):
+        # Present so that extra constructor arguments are refused, as by the reference.
+        pass
+
     def __len__(self):
         return self.count
 
@@ -521,6 +525,10 @@ cdef class EventBase(_Queue):
 
     cdef object __weakref__
     cdef readonly bint _flag
+
+    def __init__(self):
+        # Present so that extra constructor arguments are refused, as by the reference.
+        pass
 
     def __dealloc__(self):
         # Empty, but it must exist: without a __dealloc__ of its own, Cython gives this

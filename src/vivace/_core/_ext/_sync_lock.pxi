@@ -44,6 +44,10 @@ cdef class LockBase:
     def __cinit__(self):
         self._lot = _lot_class()
 
+    def __init__(self):
+        # Present so that extra constructor arguments are refused, as by the reference.
+        pass
+
     def locked(self):
         """Whether some task holds the lock."""
         return self._owner is not None
