@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._run_context import GLOBAL_RUN_CONTEXT
 
+# The engine exports: what ``_impl`` binds from this module or from ``_ext/_scope``.
+__all__ = ["CancelScopeBase", "CancelStatusBase", "set_status_class"]
+
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self

@@ -33,6 +33,18 @@ from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceE
 from ._ki import enable_ki_protection
 from ._run_context import GLOBAL_RUN_CONTEXT
 
+# The engine exports: what ``_impl`` binds from this module or from ``_ext/_epoll_sockio``.
+__all__ = [
+    "BusyGuard",
+    "sock_call",
+    "sock_recv",
+    "sock_send",
+    "sock_send_all",
+    "stream_recv",
+    "stream_send_all",
+    "wait_fd",
+]
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -448,6 +448,7 @@ __all__ = [
     "ReceiveChannelBase",
     "SendChannelBase",
     "set_lot_class",
+    "park_until",
 ]
 
 
