@@ -12,6 +12,7 @@ with a compiled twin missing is a failure, never a skip.
 
 from __future__ import annotations
 
+import ast
 import contextvars
 import importlib
 import importlib.machinery
@@ -201,6 +202,18 @@ def test_every_compiled_module_and_reference_twin_is_in_the_table() -> None:
     assert sorted(built - listed) == [], (
         "compiled modules missing from _impl.TWINS: add each pair there"
     )
+
+
+def test_type_checkers_see_every_reference_twin() -> None:
+    """``_impl`` star-imports each reference twin for type checkers only; a twin added to
+    the table without its star import would be untyped."""
+    tree = ast.parse(pathlib.Path(_impl.__file__).read_text())
+    star_imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and [a.name for a in node.names] == ["*"]
+    }
+    assert star_imported == {twin.reference for twin in _impl.TWINS}
 
 
 def test_each_name_is_declared_by_one_reference_twin() -> None:
