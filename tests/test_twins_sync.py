@@ -123,6 +123,16 @@ def test_repark_moves_the_oldest_to_the_back_without_waking_them(tw: Twin) -> No
     assert len(h.log) == 8
 
 
+def test_reparking_into_the_same_lot_moves_the_oldest_to_the_back(tw: Twin) -> None:
+    h = Harness(tw)
+    lot = tw.S.LotBase()
+    for n in "abc":
+        h.start(n, parker, h, lot, n)
+    lot.repark(lot, count=2)
+    assert names(lot.unpark_all()) == ["c", "a", "b"]
+    h.run()
+
+
 def test_repark_refuses_anything_but_a_lot(tw: Twin) -> None:
     h = Harness(tw)
     lot = tw.S.LotBase()
@@ -371,6 +381,26 @@ def test_event_set_wakes_every_waiter(tw: Twin) -> None:
         ("exit", "c", None),
         ("a", "ok", None),
         ("exit", "a", None),
+    ]
+
+
+def test_a_pending_cancel_or_keyboard_interrupt_stops_an_event_wait(tw: Twin) -> None:
+    h = Harness(tw)
+    event = tw.S.EventBase()
+    a = h.spawn("a", waiter, h, event, "a")
+    a._cancel_status.effectively_cancelled = True
+    h.run()
+    b = h.spawn("b", waiter, h, event, "b")
+    h.k.main_task = b
+    h.k.ki_pending = True
+    h.run()
+    assert (event._tasks_waiting, h.k.ki_pending) == (0, False)
+    assert [h.points(t) for t in (a, b)] == [(1, 1), (1, 1)]
+    assert h.log == [
+        ("a", "FakeCancelled", "cancelled"),
+        ("exit", "a", None),
+        ("b", "KeyboardInterrupt", ""),
+        ("exit", "b", None),
     ]
 
 
