@@ -1,17 +1,28 @@
 """DESIGN §1: the API layer reaches the core only through ``vivace._core``'s surface,
-and the core never imports the API layer (leaf utilities excepted)."""
+and the core never imports the API layer: no exceptions (the helpers both layers use,
+``final``, ``NoPublicConstructor``, ``warn_deprecated``, ``Clock`` and ``Instrument``, live
+in ``vivace._core`` and reach the API layer through its surface)."""
 
 from __future__ import annotations
 
 import ast
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import vivace
 
 SRC = pathlib.Path(vivace.__file__).parent
-# Neutral leaf modules both layers may use: no engine state, no API-layer behaviour.
-LEAF_UTILITIES = {"_util", "_deprecate", "_abc", "_version"}
+
+
+def _outside_the_core(module: str) -> bool:
+    """True for vivace itself and any vivace module not under vivace._core: the package
+    root counts, since importing it (``import vivace``, ``from .. import x``) loads the
+    whole API layer."""
+    parts = module.split(".")
+    return parts[0] == "vivace" and (len(parts) == 1 or parts[1] != "_core")
 
 
 def _imports(path: pathlib.Path) -> list[tuple[int, str]]:
@@ -54,11 +65,50 @@ def test_core_does_not_import_the_api_layer() -> None:
     for path in (SRC / "_core").rglob("*.py"):
         rel = path.relative_to(SRC)
         for lineno, module in _imports(path):
-            parts = module.split(".")
-            if parts[0] == "vivace" and len(parts) > 1 and parts[1] != "_core":
-                if parts[1] not in LEAF_UTILITIES:
-                    bad.append(f"{rel}:{lineno} imports {module}")
+            if _outside_the_core(module):
+                bad.append(f"{rel}:{lineno} imports {module}")
     assert not bad, "\n".join(bad)
+
+
+def test_import_scan_flags_every_way_out_of_the_core() -> None:
+    assert _outside_the_core("vivace")
+    assert _outside_the_core("vivace._util")
+    assert _outside_the_core("vivace.abc.Clock")
+    assert not _outside_the_core("vivace._core")
+    assert not _outside_the_core("vivace._core._util.final")
+    assert not _outside_the_core("outcome")
+
+
+# Loads every core module with an empty stand-in for the vivace package, so that only
+# what the core itself imports (at import time, by any means) can appear in sys.modules.
+_LOAD_THE_CORE_ALONE = """
+import importlib, importlib.util, pkgutil, sys, types
+
+spec = importlib.util.find_spec("vivace")
+root = types.ModuleType("vivace")
+root.__path__ = list(spec.submodule_search_locations)
+sys.modules["vivace"] = root
+import vivace._core
+for info in pkgutil.iter_modules(vivace._core.__path__, "vivace._core."):
+    if not info.ispkg:
+        importlib.import_module(info.name)
+print(vivace._core.ENGINE)
+print(" ".join(sorted(
+    name for name in sys.modules
+    if name.startswith("vivace.") and not name.startswith("vivace._core")
+)))
+"""
+
+
+def test_loading_every_core_module_loads_nothing_of_the_api_layer(engine: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOAD_THE_CORE_ALONE],
+        capture_output=True, text=True, timeout=50, env=dict(os.environ), check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded_engine, api_modules = proc.stdout.split("\n")[:2]
+    assert loaded_engine == engine  # the child ran the engine this run tests
+    assert api_modules == "", f"the core alone loaded {api_modules}"
 
 
 def test_vivace_never_imports_real_trio() -> None:
@@ -116,9 +166,8 @@ def test_compiled_engine_imports_only_the_core_and_never_trio() -> None:
             parts = module.split(".")
             if parts[0] == "trio":
                 bad.append(f"{rel}:{lineno} imports {module}")
-            if parts[0] == "vivace" and len(parts) > 1 and parts[1] != "_core":
-                if parts[1] not in LEAF_UTILITIES:
-                    bad.append(f"{rel}:{lineno} imports {module}")
+            if _outside_the_core(module):
+                bad.append(f"{rel}:{lineno} imports {module}")
     # The engine's modules import each other and the core's Python modules; finding
     # none would mean the scan itself is broken.
     assert seen > 20, f"only {seen} import statements found in {len(sources)} Cython files"

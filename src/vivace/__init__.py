@@ -21,6 +21,7 @@ from ._core import (
     Nursery,
     RunFinishedError,
     TaskStatus,
+    TrioDeprecationWarning,
     TrioInternalError,
     WouldBlock,
     current_effective_deadline,
@@ -29,7 +30,6 @@ from ._core import (
     run,
     sleep_until,
 )
-from ._deprecate import TrioDeprecationWarning
 from ._dtls import DTLSChannel, DTLSChannelStatistics, DTLSEndpoint
 from ._file_io import open_file, wrap_file
 from ._highlevel_generic import (

@@ -1,7 +1,7 @@
-"""Abstract base classes (the implementations behind ``vivace.abc``).
+"""Abstract base classes of the API layer (the implementations behind ``vivace.abc``).
 
-This is a leaf module: the core imports it, so it imports nothing from vivace at load
-time.
+``Clock`` and ``Instrument``, which the run loop calls, are the core's
+(``vivace._core._abc``); ``vivace.abc`` takes those from ``vivace._core``.
 """
 
 from __future__ import annotations
@@ -10,64 +10,13 @@ import socket as _stdlib_socket
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._core import EndOfChannel
+
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
-    from .lowlevel import Task
     from .socket import SocketType
-
-
-class Clock(ABC):
-    """The interface for custom run-loop clocks (pass one as ``run(clock=...)``)."""
-
-    __slots__ = ()
-
-    @abstractmethod
-    def start_clock(self) -> None:
-        """Called once, at the start of the run."""
-
-    @abstractmethod
-    def current_time(self) -> float:
-        """Return the current time, in seconds since an arbitrary epoch."""
-
-    @abstractmethod
-    def deadline_to_sleep_time(self, deadline: float) -> float:
-        """Return how many real seconds to sleep to reach *deadline* (may be <= 0)."""
-
-
-class Instrument(ABC):  # noqa: B024 -- every hook is optional
-    """The interface for run-loop instrumentation; override the hooks you need and pass
-    instances to ``run(instruments=...)`` or ``lowlevel.add_instrument``."""
-
-    __slots__ = ()
-
-    def before_run(self) -> None:
-        """Called at the start of ``run``."""
-
-    def after_run(self) -> None:
-        """Called just before ``run`` returns."""
-
-    def task_spawned(self, task: Task) -> None:
-        """Called when *task* is created."""
-
-    def task_scheduled(self, task: Task) -> None:
-        """Called when *task* becomes runnable."""
-
-    def before_task_step(self, task: Task) -> None:
-        """Called just before *task* runs a step."""
-
-    def after_task_step(self, task: Task) -> None:
-        """Called just after *task* ran a step."""
-
-    def task_exited(self, task: Task) -> None:
-        """Called when *task* finishes."""
-
-    def before_io_wait(self, timeout: float) -> None:
-        """Called before the run loop waits for I/O for up to *timeout* seconds."""
-
-    def after_io_wait(self, timeout: float) -> None:
-        """Called after the run loop's I/O wait."""
 
 
 class HostnameResolver(ABC):
@@ -112,14 +61,6 @@ class SocketFactory(ABC):
     ) -> SocketType:
         """Return a new socket object; it must be an instance of
         ``vivace.socket.SocketType``."""
-
-
-def _end_of_channel() -> type[BaseException]:
-    # Looked up lazily: the core imports this module while it is itself initialising.
-    # Only evaluated when an exception is actually propagating (see the except clauses).
-    from ._core import EndOfChannel
-
-    return EndOfChannel
 
 
 class AsyncResource(ABC):
@@ -258,7 +199,7 @@ class ReceiveChannel(AsyncResource, Generic[ReceiveType]):
     async def __anext__(self) -> ReceiveType:
         try:
             return await self.receive()
-        except _end_of_channel():
+        except EndOfChannel:
             raise StopAsyncIteration from None
 
 

@@ -33,14 +33,15 @@ from ._core import (
     Cancelled,
     ChannelState,
     ClosedResourceError,
+    NoPublicConstructor,
     ReceiveChannelBase,
     SendChannelBase,
     checkpoint,
     enable_ki_protection,
+    final,
     open_nursery,
 )
 from ._sync import Semaphore
-from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Callable

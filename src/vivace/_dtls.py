@@ -31,9 +31,11 @@ from ._core import (
     BusyResourceError,
     ClosedResourceError,
     EndOfChannel,
+    NoPublicConstructor,
     WouldBlock,
     checkpoint,
     current_time,
+    final,
     open_nursery,
     spawn_system_task,
 )
@@ -51,7 +53,6 @@ from ._dtls_records import (
 from ._ssl import NeedHandshakeError
 from ._sync import Lock
 from ._timeouts import move_on_at
-from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
     from typing import Self

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 from ._abc import AsyncResource, HalfCloseableStream, ReceiveStream, SendStream
-from ._core import CancelScope
-from ._util import final
+from ._core import CancelScope, final
 
 SendStreamT = TypeVar("SendStreamT", bound=SendStream)
 ReceiveStreamT = TypeVar("ReceiveStreamT", bound=ReceiveStream)

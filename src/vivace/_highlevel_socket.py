@@ -28,11 +28,11 @@ from ._core import (
     BusyGuard,
     ClosedResourceError,
     checkpoint,
+    final,
     stream_recv,
     stream_send_all,
 )
 from ._socket import SocketType, _SocketType
-from ._util import final
 
 __all__ = ["SocketListener", "SocketStream"]
 

@@ -18,9 +18,9 @@ import pathlib
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._core import final
 from ._file_io import AsyncIOWrapper, wrap_file
 from ._threads import to_thread_run_sync
-from ._util import final
 
 if TYPE_CHECKING:
     from collections.abc import Callable

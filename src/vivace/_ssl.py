@@ -52,11 +52,11 @@ from ._core import (
     cancel_shielded_checkpoint,
     checkpoint,
     checkpoint_if_cancelled,
+    final,
 )
 from ._highlevel_generic import aclose_forcefully
 from ._socket_resolve import encode_hostname
 from ._sync import Event, Lock, StrictFIFOLock
-from ._util import final
 
 if TYPE_CHECKING:
     from collections.abc import Callable

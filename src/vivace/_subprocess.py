@@ -25,7 +25,9 @@ from ._core import (
     BrokenResourceError,
     CancelScope,
     ClosedResourceError,
+    NoPublicConstructor,
     TaskStatus,
+    final,
     notify_closing,
     open_nursery,
     wait_readable,
@@ -35,7 +37,6 @@ from ._subprocess_wait import wait_child_exiting
 from ._sync import Event, Lock
 from ._threads import to_thread_run_sync
 from ._timeouts import sleep
-from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
     import signal

@@ -43,8 +43,8 @@ from ._core import (
     checkpoint_if_cancelled,
     current_task,
     enable_ki_protection,
+    final,
 )
-from ._util import final
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -24,12 +24,12 @@ from ._core import (
     cancel_shielded_checkpoint,
     checkpoint,
     checkpoint_if_cancelled,
+    final,
     in_trio_run,
     notify_closing,
     wait_readable,
     wait_writable,
 )
-from ._util import final
 
 __all__ = ["FdStream"]
 

@@ -1,66 +1,10 @@
-"""Small helpers shared by the API layer and the core.
-
-These carry no engine state; they exist so every public class can have trio's shape
-(final, no public constructor, public `__module__`).
-"""
+"""``fixup_module_metadata``: the API layer's public modules give what they re-export
+their own ``__module__``. (The class-shape helpers ``final`` and ``NoPublicConstructor``
+are the core's: ``vivace._core._util``.)"""
 
 from __future__ import annotations
 
-from abc import ABCMeta
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, final as _typing_final
-
-if TYPE_CHECKING:
-    pass
-
-T = TypeVar("T")
-
-
-def _refuse_subclass(cls: type[object]) -> NoReturn:
-    raise TypeError(f"{cls.__module__}.{cls.__qualname__} does not support subclassing")
-
-
-def _final_impl(cls: type[T]) -> type[T]:
-    # Any later subclass statement calls __init_subclass__ of the parent: refuse there.
-    cls.__init_subclass__ = classmethod(_refuse_subclass)  # type: ignore[assignment]
-    return _typing_final(cls)
-
-
-if TYPE_CHECKING:
-    from typing import final
-else:
-    final = _final_impl
-
-
-@final
-class NoPublicConstructor(ABCMeta):
-    """Metaclass for classes users may hold but never build themselves.
-
-    Calling the class raises TypeError; the implementation builds instances with
-    ``cls._create(...)``.
-    """
-
-    def __call__(cls, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError(f"{cls.__module__}.{cls.__qualname__} has no public constructor")
-
-    def _create(cls: type[T], *args: object, **kwargs: object) -> T:
-        # type.__call__ is the normal construction path that our __call__ overrides.
-        return type.__call__(cls, *args, **kwargs)
-
-
-def name_asyncgen(agen: Any) -> str:
-    """Return a qualified name for the function that produced async generator *agen*."""
-    code = getattr(agen, "ag_code", None)
-    if code is None:
-        return repr(agen)
-    try:
-        module = agen.ag_frame.f_globals["__name__"]
-    except (AttributeError, KeyError):
-        module = f"<{code.co_filename}>"
-    try:
-        qualname = agen.__qualname__
-    except AttributeError:
-        qualname = code.co_name
-    return f"{module}.{qualname}"
+from typing import Any
 
 
 def fixup_module_metadata(module_name: str, namespace: dict[str, Any]) -> None:

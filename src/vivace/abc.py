@@ -3,10 +3,8 @@
 from ._abc import (
     AsyncResource,
     Channel,
-    Clock,
     HalfCloseableStream,
     HostnameResolver,
-    Instrument,
     Listener,
     ReceiveChannel,
     ReceiveStream,
@@ -15,6 +13,7 @@ from ._abc import (
     SocketFactory,
     Stream,
 )
+from ._core import Clock, Instrument
 from ._util import fixup_module_metadata as _fixup
 
 _fixup(__name__, globals())

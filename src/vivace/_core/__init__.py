@@ -1,6 +1,11 @@
 """The core surface: the only module the API layer imports from ``vivace._core``."""
 
+from ._abc import Clock as Clock, Instrument as Instrument
 from ._cancel import CancelScope as CancelScope
+from ._deprecate import (
+    TrioDeprecationWarning as TrioDeprecationWarning,
+    warn_deprecated as warn_deprecated,
+)
 from ._entry_queue import TrioToken as TrioToken
 from ._exceptions import (
     BrokenResourceError as BrokenResourceError,
@@ -87,6 +92,7 @@ from ._unbounded_queue import (
     UnboundedQueue as UnboundedQueue,
     UnboundedQueueStatistics as UnboundedQueueStatistics,
 )
+from ._util import NoPublicConstructor as NoPublicConstructor, final as final
 
 __all__ = [
     "ENGINE",
@@ -97,9 +103,12 @@ __all__ = [
     "BusyResourceError",
     "CancelScope",
     "Cancelled",
+    "Clock",
     "ClosedResourceError",
     "EndOfChannel",
+    "Instrument",
     "MockClock",
+    "NoPublicConstructor",
     "Nursery",
     "ParkingLot",
     "ParkingLotStatistics",
@@ -110,6 +119,7 @@ __all__ = [
     "RunVarToken",
     "Task",
     "TaskStatus",
+    "TrioDeprecationWarning",
     "TrioInternalError",
     "TrioToken",
     "UnboundedQueue",
@@ -130,6 +140,7 @@ __all__ = [
     "currently_ki_protected",
     "disable_ki_protection",
     "enable_ki_protection",
+    "final",
     "in_trio_run",
     "in_trio_task",
     "notify_closing",
@@ -156,4 +167,5 @@ __all__ = [
     "wait_readable",
     "wait_task_rescheduled",
     "wait_writable",
+    "warn_deprecated",
 ]

@@ -20,8 +20,8 @@ import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .._util import name_asyncgen
 from ._ki import disable_ki_protection, enable_ki_protection
+from ._util import name_asyncgen
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -25,10 +25,10 @@ import types
 from math import inf, isnan
 from typing import TYPE_CHECKING, Any
 
-from .._util import final
 from ._exceptions import Cancelled, CancelReasonLiteral
 from ._impl import CancelScopeBase, CancelStatusBase, set_status_class
 from ._run_context import GLOBAL_RUN_CONTEXT
+from ._util import final
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -16,8 +16,8 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._util import NoPublicConstructor, final
 from ._exceptions import Cancelled, RunFinishedError
+from ._util import NoPublicConstructor, final
 from ._wakeup import WakeupSocketpair
 
 if TYPE_CHECKING:

@@ -56,6 +56,9 @@ from typing import TYPE_CHECKING, Any
 
 import outcome
 
+# The engine export: what ``_impl`` binds from this module or from ``_ext/_epoll``.
+__all__ = ["EpollPoller"]
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 

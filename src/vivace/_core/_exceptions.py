@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
-from .._util import NoPublicConstructor, final
+from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -268,6 +268,16 @@ class DeadlineHeap(Generic[_P]):
     def __repr__(self) -> str:
         return f"<DeadlineHeap with {len(self._heap)} entries>"
 
+    # The compiled twin is a final C type holding raw payload pointers: it can be
+    # neither subclassed nor copied.  Refuse both here too (a shallow copy of this
+    # class would even share the entry lists with the original).
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        raise TypeError("type 'DeadlineHeap' is not an acceptable base type")
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("DeadlineHeap objects cannot be pickled or copied")
+
     def _check_invariants(self) -> None:
         """Raise AssertionError if the heap's internal invariants are broken."""
         if not self._invariants_hold():

@@ -7,13 +7,50 @@
                                       ImportError instead of a fallback.
 
 ``ENGINE`` says which one loaded; the test suite's guard test checks it.
+
+The engine's names are declared once, in each reference twin's ``__all__``; ``TWINS``
+pairs every reference twin with its compiled module, and whichever engine loads is read
+through those lists. The engine is all-or-nothing: a compiled module that lacks a
+declared name fails the whole compiled engine, so the two are never mixed.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    # Type checkers see the reference twins' precise types; at run time the names are
+    # bound below from whichever engine loads.
+    from ._epoll_py import *  # noqa: F403  (importable anywhere; usable on Linux only)
+    from ._heap_py import *  # noqa: F403
+    from ._kernel_py import *  # noqa: F403
+    from ._scope_py import *  # noqa: F403
+    from ._sockio_py import *  # noqa: F403
+    from ._sync_py import *  # noqa: F403
+
+
+class Twin(NamedTuple):
+    """A compiled/reference pair of engine modules (names relative to ``vivace._core``)."""
+
+    reference: str
+    compiled: str
+    # False where setup.py does not build the compiled module: the compiled engine then
+    # uses the reference twin for this pair.
+    built: bool
+
+
+TWINS: tuple[Twin, ...] = (
+    Twin("_heap_py", "_ext._heap", True),
+    Twin("_kernel_py", "_ext._kernel", True),
+    Twin("_scope_py", "_ext._scope", True),
+    Twin("_sync_py", "_ext._sync", True),  # its __all__ includes _sync_channel_py's names
+    Twin("_epoll_py", "_ext._epoll", sys.platform == "linux"),
+    Twin("_sockio_py", "_ext._epoll_sockio", sys.platform == "linux"),
+)
 
 _NO_EXT = os.environ.get("VIVACE_NO_EXTENSIONS", "") not in ("", "0")
 _REQUIRE_EXT = os.environ.get("VIVACE_REQUIRE_EXTENSIONS", "") not in ("", "0")
@@ -26,63 +63,37 @@ if _NO_EXT and _REQUIRE_EXT:
 ENGINE: str
 IMPORT_ERROR: BaseException | None = None
 
-# The compiled engine first (type checkers skip this block and see the reference
-# below); the reference when it is asked for or (without REQUIRE) missing.
-_use_reference = _NO_EXT
-if not TYPE_CHECKING and not _NO_EXT:
-    try:
-        if sys.platform == "linux":  # setup.py builds _epoll* only there
-            from ._ext._epoll import EpollPoller
-            from ._ext._epoll_sockio import (
-                BusyGuard,
-                sock_call,
-                sock_recv,
-                sock_send,
-                sock_send_all,
-                stream_recv,
-                stream_send_all,
-                wait_fd,
-            )
-        else:
-            from ._epoll_py import EpollPoller
-            from ._sockio_py import (
-                BusyGuard,
-                sock_call,
-                sock_recv,
-                sock_send,
-                sock_send_all,
-                stream_recv,
-                stream_send_all,
-                wait_fd,
-            )
-        from ._ext._heap import DeadlineHeap
-        from ._ext._kernel import (
-            CANCEL_SHIELDED_CHECKPOINT,
-            CHECKPOINT,
-            RESUME_NONE,
-            KernelBase,
-            PermanentlyDetachCoroutineObject,
-            SystemClock,
-            TaskBase,
-            WaitTaskRescheduled,
-            async_yield,
-            cancel_shielded_checkpoint,
-            checkpoint,
-            permanently_detach_coroutine_object,
-            wait_task_rescheduled,
-        )
-        from ._ext._scope import CancelScopeBase, CancelStatusBase, set_status_class
-        from ._ext._sync import (
-            ChannelState,
-            EventBase,
-            LockBase,
-            LotBase,
-            ReceiveChannelBase,
-            SendChannelBase,
-            park_until,
-            set_lot_class,
-        )
 
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"{__package__}.{name}")
+
+
+def _bind_twin(reference: ModuleType, source: ModuleType) -> dict[str, object]:
+    """The names *reference* declares, taken from *source*; an ImportError naming the
+    module and the name if *source* lacks one (a half-built engine)."""
+    bound = {}
+    for name in reference.__all__:
+        try:
+            bound[name] = getattr(source, name)
+        except AttributeError:
+            raise ImportError(
+                f"{source.__name__} does not define {name!r}, which its twin "
+                f"{reference.__name__} declares in __all__",
+                name=source.__name__,
+            ) from None
+    return bound
+
+
+# The reference twins are imported whichever engine runs: they carry the declarations.
+# Their own import errors are bugs, never a reason to change engine.
+_references = [_module(twin.reference) for twin in TWINS]
+_names: dict[str, object] = {}
+_use_reference = _NO_EXT
+if not _NO_EXT:
+    try:
+        for twin, reference in zip(TWINS, _references):
+            compiled = _module(twin.compiled) if twin.built else reference
+            _names.update(_bind_twin(reference, compiled))
         ENGINE = "compiled"
     except ImportError as exc:
         if _REQUIRE_EXT:
@@ -93,48 +104,12 @@ if not TYPE_CHECKING and not _NO_EXT:
             ) from exc
         IMPORT_ERROR = exc
         _use_reference = True
-
-if TYPE_CHECKING or _use_reference:
-    from ._epoll_py import EpollPoller  # importable anywhere; usable on Linux only
-    from ._heap_py import DeadlineHeap
-    from ._kernel_py import (
-        CANCEL_SHIELDED_CHECKPOINT,
-        CHECKPOINT,
-        RESUME_NONE,
-        KernelBase,
-        PermanentlyDetachCoroutineObject,
-        SystemClock,
-        TaskBase,
-        WaitTaskRescheduled,
-        async_yield,
-        cancel_shielded_checkpoint,
-        checkpoint,
-        permanently_detach_coroutine_object,
-        wait_task_rescheduled,
-    )
-    from ._scope_py import CancelScopeBase, CancelStatusBase, set_status_class
-    from ._sockio_py import (
-        BusyGuard,
-        sock_call,
-        sock_recv,
-        sock_send,
-        sock_send_all,
-        stream_recv,
-        stream_send_all,
-        wait_fd,
-    )
-    from ._sync_py import (
-        ChannelState,
-        EventBase,
-        LockBase,
-        LotBase,
-        ReceiveChannelBase,
-        SendChannelBase,
-        park_until,
-        set_lot_class,
-    )
-
+if _use_reference:
+    _names = {}  # nothing of a half-loaded compiled engine is kept
+    for reference in _references:
+        _names.update(_bind_twin(reference, reference))
     ENGINE = "reference"
+globals().update(_names)
 
 
 def debug_counters() -> dict[str, int] | None:
@@ -151,41 +126,6 @@ def debug_counters() -> dict[str, int] | None:
     return {**kernel_counts, **heap_counts}
 
 
-__all__ = [
-    "CANCEL_SHIELDED_CHECKPOINT",
-    "CHECKPOINT",
-    "ENGINE",
-    "CancelScopeBase",
-    "CancelStatusBase",
-    "RESUME_NONE",
-    "BusyGuard",
-    "ChannelState",
-    "DeadlineHeap",
-    "EpollPoller",
-    "EventBase",
-    "KernelBase",
-    "LockBase",
-    "LotBase",
-    "PermanentlyDetachCoroutineObject",
-    "ReceiveChannelBase",
-    "SendChannelBase",
-    "SystemClock",
-    "TaskBase",
-    "WaitTaskRescheduled",
-    "async_yield",
-    "cancel_shielded_checkpoint",
-    "checkpoint",
-    "debug_counters",
-    "permanently_detach_coroutine_object",
-    "sock_call",
-    "sock_recv",
-    "sock_send",
-    "sock_send_all",
-    "stream_recv",
-    "stream_send_all",
-    "wait_fd",
-    "set_status_class",
-    "park_until",
-    "set_lot_class",
-    "wait_task_rescheduled",
-]
+if not TYPE_CHECKING:  # type checkers take the exports from the star imports above
+    __all__ = ["ENGINE", "IMPORT_ERROR", "TWINS", "debug_counters", *_names]
+del _names, _references

@@ -11,7 +11,7 @@ import logging
 import types
 from typing import TYPE_CHECKING, Any
 
-from .._abc import Instrument
+from ._abc import Instrument
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

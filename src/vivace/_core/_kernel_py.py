@@ -63,6 +63,23 @@ import outcome
 from ._empty import NO_CHILD_NURSERIES
 from ._exceptions import TrioInternalError
 
+# The engine exports: what ``_impl`` binds from this module or from ``_ext/_kernel``.
+__all__ = [
+    "CANCEL_SHIELDED_CHECKPOINT",
+    "CHECKPOINT",
+    "RESUME_NONE",
+    "KernelBase",
+    "PermanentlyDetachCoroutineObject",
+    "SystemClock",
+    "TaskBase",
+    "WaitTaskRescheduled",
+    "async_yield",
+    "cancel_shielded_checkpoint",
+    "checkpoint",
+    "permanently_detach_coroutine_object",
+    "wait_task_rescheduled",
+]
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from .._util import NoPublicConstructor, final
 from ._run_context import GLOBAL_RUN_CONTEXT
+from ._util import NoPublicConstructor, final
 
 T = TypeVar("T")
 

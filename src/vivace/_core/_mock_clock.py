@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from math import inf
 
-from .._abc import Clock
-from .._util import final
+from ._abc import Clock
 from ._run_context import GLOBAL_RUN_CONTEXT
+from ._util import final
 
 
 @final

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 import outcome
 
-from .._util import NoPublicConstructor, final
 from ._cancel import NONSTRICT_EXCEPTIONGROUP_NOTE, CancelReason, CancelScope
 from ._exceptions import Cancelled, TrioInternalError
 from ._impl import cancel_shielded_checkpoint, wait_task_rescheduled
 from ._run_context import GLOBAL_RUN_CONTEXT
 from ._traps import Abort
+from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -168,7 +168,7 @@ def open_nursery(strict_exception_groups: bool | None = None) -> NurseryManager:
     wrapped in an ExceptionGroup.
     """
     if strict_exception_groups is not None and not strict_exception_groups:
-        from .._deprecate import warn_deprecated
+        from ._deprecate import warn_deprecated
 
         warn_deprecated(
             "open_nursery(strict_exception_groups=False)",

@@ -18,9 +18,9 @@ import dataclasses
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from .._util import final
 from ._exceptions import BrokenResourceError
 from ._impl import LotBase, set_lot_class
+from ._util import final
 
 if TYPE_CHECKING:
     from ._task import Task

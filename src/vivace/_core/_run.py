@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 import outcome
 import sniffio
 
-from .._abc import Clock
+from ._abc import Clock
 from ._exceptions import TrioInternalError
 from ._impl import SystemClock, TaskBase, checkpoint
 from ._ki import KIManager, enable_ki_protection
@@ -37,7 +37,7 @@ from ._runner import Runner, RunStatistics
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Generator, Sequence
 
-    from .._abc import Instrument
+    from ._abc import Instrument
     from ._entry_queue import TrioToken
     from ._task import Task
 
@@ -113,7 +113,7 @@ def setup_runner(
 
 
 def _warn_nonstrict(what: str) -> None:
-    from .._deprecate import warn_deprecated
+    from ._deprecate import warn_deprecated
 
     warn_deprecated(
         what,

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import outcome
 from sortedcontainers import SortedDict  # type: ignore[import-untyped]
 
-from .._util import final
 from ._asyncgens import AsyncGenerators
 from ._cancel import MISNESTING_ADVICE, CancelReason
 from ._coroutine_check import coroutine_or_error
@@ -37,11 +36,12 @@ from ._nursery import open_nursery
 from ._parking_lot import GLOBAL_PARKING_LOT_BREAKER, break_lots_of
 from ._task import Task
 from ._traps import Abort
+from ._util import final
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from .._abc import Clock, Instrument
+    from ._abc import Clock, Instrument
 
 _CoroutineType = types.CoroutineType
 _copy_context = contextvars.copy_context

@@ -26,11 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._run_context import GLOBAL_RUN_CONTEXT
 
+# The engine exports: what ``_impl`` binds from this module or from ``_ext/_scope``.
+__all__ = ["CancelScopeBase", "CancelStatusBase", "set_status_class"]
+
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
 _status_class: Any = None
+_NO_STATUS_CLASS = "no cancel-status class registered; call set_status_class() first"
 
 
 def set_status_class(cls: type) -> None:
@@ -38,6 +42,10 @@ def set_status_class(cls: type) -> None:
     global _status_class
     if not isinstance(cls, type) or not issubclass(cls, CancelStatusBase):
         raise TypeError("the status class must be a CancelStatusBase subclass")
+    # The compiled twin makes statuses with the class's tp_new and its own C init,
+    # so an override of either would run on one engine only.
+    if cls.__init__ is not CancelStatusBase.__init__ or cls.__new__ is not CancelStatusBase.__new__:
+        raise TypeError("the status class must not override __init__ or __new__")
     _status_class = cls
 
 
@@ -139,6 +147,10 @@ class CancelScopeBase:
         task = runner.current_task if runner is not None else None
         if task is None:
             raise RuntimeError("must be called from async context")
+        if _status_class is None:
+            # Internal misuse (this engine's _cancel.py was never imported): refuse
+            # before anything changes, so the scope is still unentered.
+            raise RuntimeError(_NO_STATUS_CLASS)
         if self._has_been_entered:
             raise RuntimeError("Each CancelScope may only be used for a single 'with' block")
         self._has_been_entered = True

@@ -15,16 +15,20 @@ socket methods and of ``SocketStream``. Each returns an awaitable that
 send is a checkpoint of its own); it always makes at least one send, even of nothing.
 ``stream_recv``/``stream_send_all`` are the same with SocketStream's errors (OSError ->
 ClosedResourceError/BrokenResourceError), the latter inside a ``BusyGuard``.
-A negative recv size is refused by the call itself; the data of ``sock_send_all`` is
-checked (and its buffer taken) on the first step, after the guard, as ``with
-memoryview(data)`` inside SocketStream.send_all would. Design notes on why the compiled twin is one C
-awaitable are in that module.
+Bad arguments (a negative or non-integer recv size, non-integer flags or fd, a name,
+argument tuple or guard of the wrong type) are refused by the call itself, with the
+compiled twin's errors; the data of ``sock_send_all`` is checked (and its buffer taken)
+on the first step, after the guard, as ``with memoryview(data)`` inside
+SocketStream.send_all would. Design notes on why the compiled twin is one C awaitable
+are in that module.
 """
 
 from __future__ import annotations
 
 import errno
+import operator
 import socket
+import sys
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,18 @@ from . import _impl
 from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError
 from ._ki import enable_ki_protection
 from ._run_context import GLOBAL_RUN_CONTEXT
+
+# The engine exports: what ``_impl`` binds from this module or from ``_ext/_epoll_sockio``.
+__all__ = [
+    "BusyGuard",
+    "sock_call",
+    "sock_recv",
+    "sock_send",
+    "sock_send_all",
+    "stream_recv",
+    "stream_send_all",
+    "wait_fd",
+]
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -61,6 +77,43 @@ class BusyGuard:
 
     def __exit__(self, *exc_info: object) -> None:
         self.busy = False
+
+
+# Argument checks: the compiled twin's signatures type its arguments (Py_ssize_t, int,
+# str, tuple, BusyGuard), so Cython refuses a bad one when the function is called, with
+# these errors; doing the same here keeps the twins' errors identical. (This module is
+# only a twin where the compiled one exists: Linux, where C long is ssize_t.)
+def _as_ssize_t(value: Any) -> int:
+    n = operator.index(value)
+    if not -sys.maxsize - 1 <= n <= sys.maxsize:
+        raise OverflowError("Python int too large to convert to C ssize_t")
+    return n
+
+
+def _as_c_int(value: Any) -> int:
+    # Cython converts a C int argument with the type's __int__ (not __index__).
+    if not isinstance(value, int):
+        to_int = getattr(type(value), "__int__", None)
+        if to_int is None:
+            raise TypeError("an integer is required")
+        value = to_int(value)
+    n = int(value)
+    if not -sys.maxsize - 1 <= n <= sys.maxsize:
+        raise OverflowError("Python int too large to convert to C long")
+    if not -(2**31) <= n < 2**31:
+        raise OverflowError("value too large to convert to int")
+    return n
+
+
+def _check_type(name: str, value: object, expected: type) -> None:
+    # Cython checks a typed argument's exact type here (str, tuple; BusyGuard is final in
+    # C), naming a non-builtin type with its module.
+    if type(value) is not expected:
+        module = "" if expected.__module__ == "builtins" else f"{expected.__module__}."
+        raise TypeError(
+            f"Argument '{name}' has incorrect type (expected {module}"
+            f"{expected.__qualname__}, got {type(value).__name__})"
+        )
 
 
 def _stream_error(exc: OSError) -> BaseException:
@@ -114,6 +167,8 @@ async def _once(
 def sock_recv(sock: socket.socket, nbytes: int, flags: int = 0) -> Coroutine[Any, Any, bytes]:
     """``await sock_recv(s, n, flags)``: ``s.recv(n, flags)`` on the non-blocking stdlib
     socket *s* as a checkpoint, waiting for readability on EAGAIN. *n* must be >= 0."""
+    nbytes = _as_ssize_t(nbytes)
+    flags = _as_c_int(flags)
     if nbytes < 0:
         raise ValueError("negative buffersize in recv")
     flags |= _MSG_DONTWAIT
@@ -123,7 +178,7 @@ def sock_recv(sock: socket.socket, nbytes: int, flags: int = 0) -> Coroutine[Any
 def sock_send(sock: socket.socket, data: Any, flags: int = 0) -> Coroutine[Any, Any, int]:
     """``await sock_send(s, data, flags)``: ``s.send(data, flags)`` as a checkpoint,
     waiting for writability on EAGAIN; returns the count sent."""
-    flags |= _MSG_DONTWAIT
+    flags = _as_c_int(flags) | _MSG_DONTWAIT
     return _once(sock, lambda: sock.send(data, flags), False)
 
 
@@ -133,9 +188,10 @@ def sock_call(
     """``await sock_call(s, readable, name, args)``: ``getattr(s, name)(*args)`` on the
     non-blocking stdlib socket *s* as a checkpoint; on BlockingIOError it waits until
     *s* is readable (else writable) and calls again."""
-    if not isinstance(name, str) or not isinstance(args, tuple):
-        raise TypeError("sock_call() takes a method name (str) and an argument tuple")
-    return _once(sock, lambda: getattr(sock, name)(*args), bool(readable))
+    readable = bool(readable)
+    _check_type("name", name, str)
+    _check_type("args", args, tuple)
+    return _once(sock, lambda: getattr(sock, name)(*args), readable)
 
 
 def wait_fd(
@@ -144,7 +200,7 @@ def wait_fd(
     """``await wait_fd(poller, fd, owner, task, readable)``: park *task* until *poller*
     reports *fd* readable (else writable), as ``wait_readable``/``wait_writable``; the
     wait is the checkpoint. *owner* is the stdlib socket *fd* came from, or None."""
-    return _wait_fd(poller, fd, owner, task, bool(readable))
+    return _wait_fd(poller, _as_c_int(fd), owner, task, bool(readable))
 
 
 # KI-protected: a KeyboardInterrupt between registering and parking would leave a
@@ -206,11 +262,7 @@ def stream_send_all(
     """``sock_send_all(sock, data)`` with SocketStream's errors (as ``stream_recv``),
     inside *guard*: taken when the call starts (BusyResourceError if another task
     holds it), released when it ends, however it ends."""
-    if not isinstance(guard, BusyGuard):
-        raise TypeError(
-            f"Argument 'guard' has incorrect type (expected BusyGuard, got "
-            f"{type(guard).__name__})"
-        )
+    _check_type("guard", guard, BusyGuard)
     return _stream_send_all(sock, data, guard)
 
 
@@ -228,9 +280,9 @@ def _flat_view(data: Any) -> memoryview:
     try:
         view = memoryview(data)
     except TypeError:
-        raise TypeError(
-            f"a bytes-like object is required, not '{type(data).__name__}'"
-        ) from None
+        view = None
+    if view is None:  # raised outside the handler: no __context__, as in C
+        raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'")
     if not view.c_contiguous:
         view.release()
         raise BufferError("memoryview: underlying buffer is not C-contiguous")

@@ -109,8 +109,24 @@ class ChannelState:
         return False, None
 
 
-def _wake_mine(queue: _WaitQueue, handle: object, make_error: Any) -> None:
-    mine = [waiter for waiter in queue._waiters if waiter.target is handle]
+def _mine(queue: _WaitQueue, handle: object) -> list[_Waiter]:
+    return [waiter for waiter in queue._waiters if waiter.target is handle]
+
+
+def _refuse_foreign_close(
+    own: _WaitQueue, mine: list[_Waiter], last: bool, other: _WaitQueue
+) -> None:
+    # Closing wakes the tasks blocked on this handle (and, for the last handle of its
+    # kind, every task blocked on the other side): from another thread that is
+    # refused, as every wake-up is, before anything changes -- a half-done close
+    # would strand those tasks.
+    if mine:
+        own._refuse_foreign_thread()
+    if last:
+        other._refuse_foreign_thread()
+
+
+def _wake_mine(queue: _WaitQueue, mine: list[_Waiter], make_error: Any) -> None:
     for waiter in mine:
         queue._remove(waiter)
         _wake(waiter.task, _Error(make_error()))
@@ -177,9 +193,13 @@ class SendChannelBase:
         receivers get EndOfChannel."""
         if self._closed:
             return
-        self._closed = True
         state = self._state
-        _wake_mine(state._senders, self, _closed_send)
+        mine = _mine(state._senders, self)
+        _refuse_foreign_close(
+            state._senders, mine, state.open_send_channels == 1, state._receivers
+        )
+        self._closed = True
+        _wake_mine(state._senders, mine, _closed_send)
         state.open_send_channels -= 1
         if state.open_send_channels == 0:
             receivers = state._receivers
@@ -259,9 +279,13 @@ class ReceiveChannelBase:
         blocked senders get BrokenResourceError and buffered items are dropped."""
         if self._closed:
             return
-        self._closed = True
         state = self._state
-        _wake_mine(state._receivers, self, _closed_receive)
+        mine = _mine(state._receivers, self)
+        _refuse_foreign_close(
+            state._receivers, mine, state.open_receive_channels == 1, state._senders
+        )
+        self._closed = True
+        _wake_mine(state._receivers, mine, _closed_receive)
         state.open_receive_channels -= 1
         if state.open_receive_channels == 0:
             senders = state._senders

@@ -36,6 +36,7 @@ Design notes
 from __future__ import annotations
 
 import math
+import operator
 from collections import OrderedDict
 from threading import get_ident as _get_ident
 from typing import TYPE_CHECKING, Any
@@ -160,7 +161,9 @@ def _count_arg(count: Any, available: int) -> int:
         if math.isinf(count):
             return available
         raise ValueError("Cannot pop a non-integer number of tasks.")
-    return max(0, min(count, available))
+    # index() refuses a non-integer count as trio's range() does (a negative one
+    # merely wakes nobody), before the clamp could turn it into a harmless 0.
+    return max(0, operator.index(min(count, available)))
 
 
 # ---------------------------------------------------------------- ParkingLot
@@ -239,6 +242,10 @@ class LotBase(_WaitQueue):
         if task is None:
             task = _current_task()
         already = bool(self.broken_by)
+        if not already:
+            # it wakes the parked tasks: refused from another thread before the lot
+            # is marked broken (a half-done break would strand them)
+            self._refuse_foreign_thread()
         self.broken_by.append(task)
         if already:
             return
@@ -448,6 +455,7 @@ __all__ = [
     "ReceiveChannelBase",
     "SendChannelBase",
     "set_lot_class",
+    "park_until",
 ]
 
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import outcome
 
-from .._util import NoPublicConstructor, final
 from ._exceptions import TrioInternalError
 from ._impl import TaskBase
 from ._traps import Abort
+from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
     import types

@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from .._deprecate import warn_deprecated
-from .._util import final
+from ._deprecate import warn_deprecated
 from ._exceptions import WouldBlock
 from ._impl import cancel_shielded_checkpoint
 from ._ki import enable_ki_protection
 from ._parking_lot import ParkingLot
 from ._run import checkpoint_if_cancelled
+from ._util import final
 
 if TYPE_CHECKING:
     from typing import Self

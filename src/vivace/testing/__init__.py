@@ -41,7 +41,7 @@ def __getattr__(name: str) -> object:
     replacement = _DEPRECATED_FOR_PYTEST.get(name)
     if replacement is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .._deprecate import warn_deprecated
+    from .._core import warn_deprecated
 
     try:
         import pytest

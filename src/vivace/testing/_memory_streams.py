@@ -33,9 +33,9 @@ from .._core import (
     ParkingLot,
     WouldBlock,
     checkpoint,
+    final,
 )
 from .._highlevel_generic import StapledStream
-from .._util import final
 
 AsyncHook: TypeAlias = Callable[[], Awaitable[object]]
 SyncHook: TypeAlias = Callable[[], object]

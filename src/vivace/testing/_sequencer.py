@@ -6,9 +6,8 @@ from collections import defaultdict
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from .._core import Cancelled
+from .._core import Cancelled, final
 from .._sync import Event
-from .._util import final
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -5,8 +5,7 @@ from __future__ import annotations
 from functools import partial, wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._abc import Clock, Instrument
-from .._core import run
+from .._core import Clock, Instrument, run
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

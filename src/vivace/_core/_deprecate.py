@@ -1,15 +1,12 @@
-"""Deprecation warnings in trio's format (``X is deprecated since Trio V; use Y instead``)."""
+"""Deprecation warnings in trio's format (``X is deprecated since Trio V; use Y instead``).
+
+A leaf module: the core warns with it, and the API layer gets it through ``vivace._core``'s
+surface (``vivace.TrioDeprecationWarning`` is the public name of the category).
+"""
 
 from __future__ import annotations
 
 import warnings
-from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-F = TypeVar("F", bound="Callable[..., Any]")
 
 
 class TrioDeprecationWarning(FutureWarning):
@@ -44,20 +41,3 @@ def warn_deprecated(
         TrioDeprecationWarning if use_triodeprecationwarning else DeprecationWarning
     )
     warnings.warn(category(message), stacklevel=stacklevel + 1)
-
-
-def deprecated(
-    version: str, *, thing: object = None, issue: int | None, instead: object
-) -> Callable[[F], F]:
-    """Decorator: calling the function warns with ``warn_deprecated``."""
-
-    def decorate(fn: F) -> F:
-        @wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            warn_deprecated(thing if thing is not None else wrapper, version, issue=issue,
-                            instead=instead)
-            return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
