@@ -64,19 +64,22 @@ class BusyGuard:
     inside (it never waits: concurrent use is the caller's bug). ``stream_send_all``
     holds it for its whole duration."""
 
-    __slots__ = ("busy", "message")
+    __slots__ = ("_busy", "_message")  # private, as the compiled twin's C fields are
 
     def __init__(self, message: str) -> None:
-        self.message = message
-        self.busy = False
+        self._message = message
+        self._busy = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        raise TypeError("type 'BusyGuard' is not an acceptable base type")  # final, like the twin
 
     def __enter__(self) -> None:
-        if self.busy:
-            raise BusyResourceError(self.message)
-        self.busy = True
+        if self._busy:
+            raise BusyResourceError(self._message)
+        self._busy = True
 
     def __exit__(self, *exc_info: object) -> None:
-        self.busy = False
+        self._busy = False
 
 
 # Argument checks: the compiled twin's signatures type its arguments (Py_ssize_t, int,

@@ -36,6 +36,7 @@ Design notes
 """
 
 cimport cython
+from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport isinf
@@ -110,12 +111,14 @@ cdef inline object _abort_result(bint succeeded):
 
 cdef Py_ssize_t _count_arg(object count, Py_ssize_t available) except -1:
     # unpark/repark's `count`: an int (clamped to what is there) or an infinite float.
-    cdef Py_ssize_t n
+    cdef object n
     if isinstance(count, float):
         if isinf(<double>count):
             return available
         raise ValueError("Cannot pop a non-integer number of tasks.")
-    n = min(count, available)
+    # index() refuses a non-integer count as trio's range() does; compared as a
+    # Python int, since a huge negative count (it wakes nobody) fits no Py_ssize_t.
+    n = PyNumber_Index(min(count, available))
     return n if n > 0 else 0
 
 
@@ -321,12 +324,6 @@ cdef int _op_send(PyObject *selfp, PyObject *arg, PyObject **presult) except -1:
         return PYGEN_NEXT
     if state == _S_FINISH or state == _S_PARKED:
         op.state = _S_DONE
-        if op.kind == _K_SLEEP and arg == <PyObject *>_RESUME_NONE:
-            try:
-                _sleep_woke(op)
-            finally:
-                op.task = None
-                op.value = None
         if arg != <PyObject *>_RESUME_NONE:
             res = PyObject_CallMethodNoArgs(arg, <PyObject *>_s_unwrap)
             if res == NULL:
@@ -334,6 +331,14 @@ cdef int _op_send(PyObject *selfp, PyObject *arg, PyObject **presult) except -1:
                     _op_convert_error(op)
                 return PYGEN_ERROR
             vv_decref(res)  # like the reference: the result is ours, not what was sent
+        if op.kind == _K_SLEEP:
+            # After any normal resume, RESUME_NONE or an outcome.Value (a hand-made
+            # reschedule): the reference checks once its await returns.
+            try:
+                _sleep_woke(op)
+            finally:
+                op.task = None
+                op.value = None
         if op.kind == _K_RECEIVE or op.kind == _K_ANEXT:
             res = <PyObject *>op.value
         else:
@@ -500,6 +505,10 @@ cdef class LotBase(_Queue):
         if task is None:
             task = _current_task()
         already = bool(self.broken_by)
+        if not already:
+            # it wakes the parked tasks: refused from another thread before the lot
+            # is marked broken (a half-done break would strand them)
+            _q_refuse_foreign_thread(self)
         self.broken_by.append(task)
         if already:
             return

@@ -110,15 +110,32 @@ cdef class ChannelState:
         self._head = 0
 
 
-cdef int _wake_mine(_Queue queue, object handle, bint sending) except -1:
-    # Wake, with ClosedResourceError, the ops in `queue` that were blocked on `handle`.
+cdef list _mine(_Queue queue, object handle):
+    # The ops in `queue` that are blocked on `handle`.
     cdef list mine = []
     cdef PyObject *p = queue.head
-    cdef _Op op
     while p != NULL:
         if (<_Op>p).target is handle:
             mine.append(<object>p)
         p = (<_Op>p).next
+    return mine
+
+
+cdef int _refuse_foreign_close(_Queue own, list mine, bint last, _Queue other) except -1:
+    # Closing wakes the tasks blocked on this handle (and, for the last handle of its
+    # kind, every task blocked on the other side): from another thread that is
+    # refused, as every wake-up is, before anything changes -- a half-done close
+    # would strand those tasks.
+    if mine:
+        _q_refuse_foreign_thread(own)
+    if last:
+        _q_refuse_foreign_thread(other)
+    return 0
+
+
+cdef int _wake_mine(_Queue queue, list mine, bint sending) except -1:
+    # Wake, with ClosedResourceError, the ops of `mine` (still linked in `queue`).
+    cdef _Op op
     for item in mine:
         op = <_Op>item
         if op.queue == <PyObject *>queue:
@@ -169,8 +186,12 @@ cdef class SendChannelBase:
         cdef _Op op
         if self._closed:
             return
+        mine = _mine(state._senders, self)
+        _refuse_foreign_close(
+            state._senders, mine, state.open_send_channels == 1, state._receivers
+        )
         self._closed = True
-        _wake_mine(state._senders, self, True)
+        _wake_mine(state._senders, mine, True)
         state.open_send_channels -= 1
         if state.open_send_channels == 0:
             while state._receivers.count:
@@ -244,8 +265,12 @@ cdef class ReceiveChannelBase:
         cdef _Op op
         if self._closed:
             return
+        mine = _mine(state._receivers, self)
+        _refuse_foreign_close(
+            state._receivers, mine, state.open_receive_channels == 1, state._senders
+        )
         self._closed = True
-        _wake_mine(state._receivers, self, False)
+        _wake_mine(state._receivers, mine, False)
         state.open_receive_channels -= 1
         if state.open_receive_channels == 0:
             while state._senders.count:
