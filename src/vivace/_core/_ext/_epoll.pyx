@@ -6,7 +6,10 @@ Design notes
 Semantics, registration policy (level-triggered, lazy disarm, owner-proved cache hits,
 zombie rebuilds) and every observable effect -- return values, the order of epoll_ctl
 calls and reschedules, counters, error types and messages -- are the reference twin's;
-read its notes first. What this module adds:
+read its notes first. The waiter table, the armed masks and waking tasks are the shared
+``ReadinessTable`` (``_io_readiness.pyx``); this module is epoll's part of a readiness
+backend: the ``_arm``/``_disarm`` hooks as epoll_ctl, ``wait``, the dispatch loop and
+the rebuild. What it adds to the reference:
 
 * The event buffer is a C array owned by the poller. ``wait()`` fills it with the GIL
   released and returns the event count; ``dispatch(n)`` walks it. So a batch is not a
@@ -16,32 +19,28 @@ read its notes first. What this module adds:
   poller alone. ``_busy`` counts calls that are using the buffer: ``close()`` from
   another thread (or from a reschedule callback) must not free it under their feet;
   the last user frees it instead.
-* State changes for one event (waiter slots, counters, epoll_ctl) all happen before
-  any reschedule call, because reschedule runs arbitrary Python (instruments) that may
-  re-enter the poller.
-* With ``reschedule=None`` (what the run's I/O manager uses) a woken task is handed
-  straight to its own kernel's C ``_reschedule`` -- what ``runner.reschedule(task)``
-  does, minus two Python calls per event. ``_epoll.pxd`` exports ``c_add``/``c_remove``
-  so ``_epoll_sockio`` parks tasks without Python calls either.
+* ``c_ready`` makes every state change for one event (waiter slots, counters,
+  epoll_ctl) before any reschedule call, because reschedule runs arbitrary Python
+  (instruments) that may re-enter the poller.
 """
 
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EEXIST, EINTR, ENOENT, errno
 from libc.math cimport ceil, isnan
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint32_t
 from libc.stdlib cimport free, realloc
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.unistd cimport close as c_close
 
-from vivace._core._ext._kernel cimport KernelBase, TaskBase
-
-import os
-import weakref
-
-import outcome
-
-from vivace._core._ext._kernel import RESUME_NONE as _RESUME_NONE
+from vivace._core._ext._io_readiness cimport (
+    IO_READ,
+    IO_WRITE,
+    READY_REBUILD,
+    READY_WAKEUP,
+    ReadinessTable,
+    _os_error,
+)
 
 cdef extern from "<sys/epoll.h>" nogil:
     # epoll_event, EPOLLIN and EPOLLOUT come from _epoll.pxd.
@@ -57,31 +56,16 @@ cdef extern from "<sys/epoll.h>" nogil:
         EPOLL_CTL_DEL
         EPOLL_CLOEXEC
 
-cdef uint32_t _READ_READY = EPOLLIN | EPOLLERR | EPOLLHUP
-cdef uint32_t _WRITE_READY = EPOLLOUT | EPOLLERR | EPOLLHUP
-cdef uint32_t _DIRECTIONS = EPOLLIN | EPOLLOUT
+# The shared table's event bits are epoll's own, so masks pass through unchanged.
+if not (<int>EPOLLIN == <int>IO_READ and <int>EPOLLOUT == <int>IO_WRITE):  # pragma: no cover
+    raise ImportError("epoll's event bits differ from the readiness table's")
 
 # epoll_wait takes an int of milliseconds; longer waits are clamped to the maximum.
 cdef int _MAX_TIMEOUT_MS = 2147483647
 cdef double _MAX_TIMEOUT_S = 2147483.647
 cdef int _MIN_CAPACITY = 64
 
-_CLOSED_MSG = "the epoll poller is closed"
 _BUSY_WAIT_MSG = "another thread is already waiting in this poller"
-
-
-cdef object _os_error(int err):
-    # Same construction as PyErr_SetFromErrno: picks the errno's OSError subclass.
-    return OSError(err, os.strerror(err))
-
-
-cdef object _weak_owner(object owner):
-    if owner is None:
-        return None
-    try:
-        return weakref.ref(owner)
-    except TypeError:
-        return None  # not weak-referenceable: no cache hits for this fd
 
 
 # noexcept: pure C arithmetic on a struct filled by the kernel; cannot fail usefully.
@@ -102,18 +86,8 @@ cdef int _timeout_ms(double timeout) except? -2:
 
 
 @cython.final
-@cython.freelist(64)
-cdef class _FdRecord:
-    def __cinit__(self):
-        self.read_task = None
-        self.write_task = None
-        self.owner = None
-        self.armed = 0
-
-
-@cython.final
-cdef class EpollPoller:
-    """The epoll set, the fd -> waiters table, and turning events into wake-ups."""
+cdef class EpollPoller(ReadinessTable):
+    """The epoll set, and turning its events into wake-ups through the shared table."""
 
     def __cinit__(self):
         self._epfd = -1
@@ -122,18 +96,12 @@ cdef class EpollPoller:
         self._nready = 0
         self._busy = 0
         self._in_wait = False
-        self._closed = True
-        self._records = {}
 
     def __init__(self, int wakeup_fd, reschedule=None):
         if self._epfd >= 0:
             raise RuntimeError("EpollPoller.__init__ called twice")
-        self._reschedule = reschedule
-        self._wakeup_fd = wakeup_fd
-        self.tasks_waiting_read = 0
-        self.tasks_waiting_write = 0
-        self.ctl_calls = 0
-        self.rebuilds = 0
+        self._init_table("epoll", wakeup_fd, reschedule)
+        self._closed = True  # until the epoll fd exists
         cdef int epfd = epoll_create1(EPOLL_CLOEXEC)
         if epfd < 0:
             raise _os_error(errno)
@@ -156,10 +124,7 @@ cdef class EpollPoller:
     def close(self):
         if self._closed:
             return
-        self._closed = True
-        self._records.clear()
-        self.tasks_waiting_read = 0
-        self.tasks_waiting_write = 0
+        self._clear()
         if self._epfd >= 0:
             # A wait() blocked in another thread keeps the epoll file alive until it
             # returns; closing the number here is safe.
@@ -175,24 +140,10 @@ cdef class EpollPoller:
         self._capacity = 0
         self._nready = 0
 
-    @property
-    def closed(self):
-        return self._closed
-
     def fileno(self):
         return self._epfd
 
-    @property
-    def registered_fds(self):
-        """How many fds (besides the wakeup fd) we believe are in the epoll set."""
-        cdef _FdRecord rec
-        cdef Py_ssize_t count = 0
-        for rec in self._records.values():
-            if rec.armed:
-                count += 1
-        return count
-
-    # -- epoll_ctl ---------------------------------------------------------------------
+    # -- epoll_ctl: the table's hooks ---------------------------------------------------
     # noexcept: returns 0 or the errno and touches no Python object, so callers decide
     # which failures are errors (several are expected fallbacks).
     cdef int _ctl(self, int op, int fd, uint32_t mask) noexcept:
@@ -207,7 +158,8 @@ cdef class EpollPoller:
         return 0
 
     cdef int _arm(self, int fd, uint32_t had, uint32_t wanted) noexcept:
-        # noexcept: only _ctl calls; see _ctl.
+        # noexcept: only _ctl calls; see _ctl. MOD and ADD fall back to each other
+        # when our belief is stale (the fd was closed and reused behind our back).
         cdef int err
         if had:
             err = self._ctl(EPOLL_CTL_MOD, fd, wanted)
@@ -219,131 +171,11 @@ cdef class EpollPoller:
                 err = self._ctl(EPOLL_CTL_MOD, fd, wanted)
         return err
 
-    # -- waiters -----------------------------------------------------------------------
-    def add_reader(self, int fd, owner, task):
-        """Register *task* as the reader of *fd*. Returns True (and changes nothing) if
-        another task already is; raises OSError if the kernel refuses the fd."""
-        return self.c_add(fd, owner, task, EPOLLIN) == 1
-
-    def add_writer(self, int fd, owner, task):
-        """As ``add_reader``, for writing."""
-        return self.c_add(fd, owner, task, EPOLLOUT) == 1
-
-    cdef int c_add(self, int fd, object owner, object task, uint32_t bit) except -1:
-        if self._closed:
-            raise RuntimeError(_CLOSED_MSG)
-        if fd < 0:
-            raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
-        cdef _FdRecord rec = self._records.get(fd)
-        cdef bint new = rec is None
-        cdef uint32_t wanted
-        cdef int err
-        if new:
-            rec = _FdRecord()
-        elif (rec.read_task if bit == EPOLLIN else rec.write_task) is not None:
-            return 1
-        # Reuse the armed direction only with proof the file is the same (see the
-        # reference twin's notes).
-        if not (
-            (rec.armed & bit)
-            and owner is not None
-            and rec.owner is not None
-            and rec.owner() is owner
-        ):
-            wanted = rec.armed | bit
-            err = self._arm(fd, rec.armed, wanted)
-            if err:
-                if not new:
-                    self._fail_record(fd, rec, err)
-                raise _os_error(err)
-            rec.armed = wanted
-            rec.owner = _weak_owner(owner)
-        if bit == EPOLLIN:
-            rec.read_task = task
-            self.tasks_waiting_read += 1
-        else:
-            rec.write_task = task
-            self.tasks_waiting_write += 1
-        if new:
-            self._records[fd] = rec
-        return 0
-
-    cdef int _fail_record(self, int fd, _FdRecord rec, int err) except -1:
-        del self._records[fd]
-        rec.armed = 0
-        for task in self._take_tasks(rec):
-            self._wake(task, outcome.Error(_os_error(err)))
-        return 0
-
-    cdef int _wake(self, object task, object value) except -1:
-        # value None: the plain wake-up (reschedule's default, Value(None)).
-        if self._reschedule is not None:
-            if value is None:
-                self._reschedule(task)
-            else:
-                self._reschedule(task, value)
-        elif isinstance(task, TaskBase) and isinstance((<TaskBase>task)._runner, KernelBase):
-            # What runner.reschedule(task[, value]) does, without the Python call.
-            (<KernelBase>(<TaskBase>task)._runner)._reschedule(
-                <TaskBase>task, _RESUME_NONE if value is None else value
-            )
-        elif value is None:
-            task._runner.reschedule(task)
-        else:
-            task._runner.reschedule(task, value)
-        return 0
-
-    cdef list _take_tasks(self, _FdRecord rec):
-        cdef list tasks = []
-        if rec.read_task is not None:
-            tasks.append(rec.read_task)
-            rec.read_task = None
-            self.tasks_waiting_read -= 1
-        if rec.write_task is not None:
-            tasks.append(rec.write_task)
-            rec.write_task = None
-            self.tasks_waiting_write -= 1
-        return tasks
-
-    def remove_reader(self, int fd, task):
-        """Forget *task* as the reader of *fd* (its wait was cancelled). The direction
-        stays armed; it is dropped lazily."""
-        self.c_remove(fd, task, EPOLLIN)
-
-    def remove_writer(self, int fd, task):
-        """As ``remove_reader``, for writing."""
-        self.c_remove(fd, task, EPOLLOUT)
-
-    cdef int c_remove(self, int fd, object task, uint32_t bit) except -1:
-        cdef _FdRecord rec = self._records.get(fd)
-        if rec is None:
-            return 0
-        if bit == EPOLLIN:
-            if rec.read_task is task:
-                rec.read_task = None
-                self.tasks_waiting_read -= 1
-        elif rec.write_task is task:
-            rec.write_task = None
-            self.tasks_waiting_write -= 1
-        return 0
-
-    def forget(self, int fd):
-        """Drop *fd* from the set and the table (it is about to be closed). Returns its
-        ``(reader, writer)`` tasks for the caller to wake, or None if it had no record."""
-        if self._closed:
-            return None
-        cdef _FdRecord rec = self._records.pop(fd, None)
-        if rec is None:
-            return None
-        if rec.armed:
-            # Errors mean the fd is already closed or reused: nothing left to remove
-            # through this number (a zombie, if any, is caught by dispatch).
-            self._ctl(EPOLL_CTL_DEL, fd, 0)
-            rec.armed = 0
-        reader = rec.read_task
-        writer = rec.write_task
-        self._take_tasks(rec)
-        return reader, writer
+    cdef int _disarm(self, int fd, uint32_t remaining) noexcept:
+        # noexcept: see _ctl. A mask of 0 would keep reporting ERR/HUP: delete instead.
+        if remaining:
+            return self._ctl(EPOLL_CTL_MOD, fd, remaining)
+        return self._ctl(EPOLL_CTL_DEL, fd, 0)
 
     # -- waiting and dispatching -------------------------------------------------------
     def wait(self, double timeout):
@@ -351,7 +183,7 @@ cdef class EpollPoller:
         the GIL. Safe to call from another thread while the owning thread leaves the
         poller alone. Returns the batch for ``dispatch`` (the event count)."""
         if self._closed:
-            raise RuntimeError(_CLOSED_MSG)
+            raise RuntimeError(f"the {self.backend} poller is closed")
         if self._in_wait:
             raise RuntimeError(_BUSY_WAIT_MSG)
         cdef int ms = _timeout_ms(timeout)
@@ -424,70 +256,21 @@ cdef class EpollPoller:
                 f"({self._nready}), once; got {events!r}"
             )
         self._nready = 0
-        cdef bint woke = False
-        cdef bint rebuild = False
-        cdef dict records = self._records
-        cdef _FdRecord rec
-        cdef object rtask, wtask
-        cdef int i, fd, err
-        cdef uint32_t ev, drop, remaining
+        cdef int flags = 0
+        cdef int i
         self._busy += 1
         try:
             for i in range(n):
                 if self._closed:
                     break  # a reschedule callback closed us
-                fd = self._events[i].data.fd
-                ev = self._events[i].events
-                if fd == self._wakeup_fd:
-                    woke = True
-                    continue
-                rec = records.get(fd)
-                if rec is None:
-                    rebuild = True  # nothing of ours is registered here: a zombie
-                    continue
-                if ev & _DIRECTIONS & ~rec.armed:
-                    rebuild = True  # bits we never asked for: a zombie shares this fd
-                rtask = None
-                wtask = None
-                drop = 0
-                if ev & _READ_READY:
-                    if rec.read_task is not None:
-                        rtask = rec.read_task
-                        rec.read_task = None
-                        self.tasks_waiting_read -= 1
-                    else:
-                        drop = EPOLLIN
-                if ev & _WRITE_READY:
-                    if rec.write_task is not None:
-                        wtask = rec.write_task
-                        rec.write_task = None
-                        self.tasks_waiting_write -= 1
-                    else:
-                        drop |= EPOLLOUT
-                drop &= rec.armed
-                if drop:
-                    remaining = rec.armed & ~drop
-                    if remaining:
-                        err = self._ctl(EPOLL_CTL_MOD, fd, remaining)
-                    else:
-                        err = self._ctl(EPOLL_CTL_DEL, fd, 0)
-                    if err:
-                        rebuild = True  # registered but unreachable through fd: zombie
-                    else:
-                        rec.armed = remaining
-                        if not remaining and rec.read_task is None and rec.write_task is None:
-                            del records[fd]
-                if rtask is not None:
-                    self._wake(rtask, None)
-                if wtask is not None:
-                    self._wake(wtask, None)
-            if rebuild and not self._closed:
+                flags |= self.c_ready(self._events[i].data.fd, self._events[i].events)
+            if flags & READY_REBUILD and not self._closed:
                 self._rebuild()
         finally:
             self._busy -= 1
             if self._closed and self._busy == 0:
                 self._release_buffer()
-        return woke
+        return (flags & READY_WAKEUP) != 0
 
     cdef int _rebuild(self) except -1:
         """Replace the epoll set with a fresh one holding only what has waiters."""
@@ -500,19 +283,5 @@ cdef class EpollPoller:
         cdef int err = self._ctl(EPOLL_CTL_ADD, self._wakeup_fd, EPOLLIN)
         if err:
             raise _os_error(err)
-        cdef _FdRecord rec
-        cdef uint32_t wanted
-        for fd, rec in list(self._records.items()):
-            wanted = (EPOLLIN if rec.read_task is not None else 0) | (
-                EPOLLOUT if rec.write_task is not None else 0
-            )
-            rec.armed = 0
-            if not wanted:
-                del self._records[fd]
-                continue
-            err = self._ctl(EPOLL_CTL_ADD, fd, wanted)
-            if err:
-                self._fail_record(fd, rec, err)
-            else:
-                rec.armed = wanted
+        self._rearm_all()
         return 0
