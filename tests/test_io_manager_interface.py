@@ -337,3 +337,16 @@ def test_io_backend_env_refuses_what_is_not_available(
     assert str(info.value) == message
     with pytest.raises(RuntimeError, match="not an I/O backend"):
         _io_manager.make_io_manager()
+
+
+def test_run_with_an_unavailable_io_backend_fails_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The choice reaches vivace.run: a clear RuntimeError before the run starts, and
+    # nothing left behind (the next run works).
+    async def main() -> str:
+        return "ran"
+
+    monkeypatch.setenv(_io_manager.ENV_VAR, "bogus")
+    with pytest.raises(RuntimeError, match="^VIVACE_IO_BACKEND='bogus' is not an I/O backend"):
+        vivace.run(main)
+    monkeypatch.delenv(_io_manager.ENV_VAR)
+    assert vivace.run(main) == "ran"

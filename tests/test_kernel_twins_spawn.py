@@ -61,18 +61,44 @@ class TreeStatus(Status):
         self.abandoned_by_misnesting = False
 
 
+class _FakeParent:
+    """The task waiting in the nursery's __aexit__: waking it is logged."""
+
+    def __init__(self, log: list[Any]) -> None:
+        self._runner = self
+        self.log = log
+
+    def reschedule(self, task: Any) -> None:
+        assert task is self
+        self.log.append(("parent_woken",))
+
+
 class FakeNursery:
+    """What the kernel may touch of a nursery (``_tree_contract.NurseryFields``); closing
+    it is logged with the number of children left."""
+
     def __init__(self, log: list[Any], traced: bool = False) -> None:
         self.log = log
-        self._closed = False
+        self._closed_flag = False
         self._children: Any = TracedSet(log, "children") if traced else set()
         self._cancel_status = TreeStatus(TracedSet(log, "status") if traced else None)
         self._nested_child_running = False
         self._pending_starts = 0
         self._pending_excs: list[Any] = []
+        self._parent_waiting_in_aexit = True
+        self._parent_task = _FakeParent(log)
 
-    def _check_nursery_closed(self) -> None:
-        self.log.append(("check_closed", len(self._children)))
+    @property
+    def _closed(self) -> bool:
+        return self._closed_flag
+
+    @_closed.setter
+    def _closed(self, value: bool) -> None:
+        self.log.append(("closed", len(self._children)))
+        self._closed_flag = value
+
+    def _check_nursery_closed(self) -> None:  # pragma: no cover - the kernel has its own
+        raise AssertionError("the kernel closes nurseries with check_nursery_closed")
 
 
 _SPAWN_CLASSES: dict[str, tuple[type, type]] = {}
@@ -183,8 +209,9 @@ def test_spawn_child_fast_path(K: types.ModuleType) -> None:
     assert (task.custom_sleep_data, task._cancel_points, task._schedule_points) == (None, 0, 0)
     assert k.log == []
     k.run_all()
-    # Normal exits took the fast path: no task_exited, everything unlinked.
-    assert k.log == [("check_closed", 0)]
+    # Normal exits took the fast path: no task_exited, everything unlinked, the
+    # nursery closed once its last child was gone, its parent woken.
+    assert k.log == [("closed", 0), ("parent_woken",)]
     assert k.tasks == nursery._children == nursery._cancel_status._tasks == set()
     assert task._cancel_status is None and named._cancel_status is None
 
@@ -233,7 +260,8 @@ def test_spawn_child_side_effect_order(K: types.ModuleType) -> None:
         ("status", "discard"),
         ("tasks", "remove"),
         ("children", "remove"),
-        ("check_closed", 0),
+        ("closed", 0),
+        ("parent_woken",),
     ]
 
 
@@ -260,6 +288,7 @@ def test_spawn_child_closed_nursery(K: types.ModuleType) -> None:
         k._fast_paths = fast
         nursery = FakeNursery(k.log)
         nursery._closed = True
+        del k.log[:]
         with pytest.raises(RuntimeError, match="^Nursery is closed to new arrivals$"):
             k.spawn_child(_returns, (1,), nursery, None)
         assert k.log == [] and k.tasks == set() and next(k._task_counter) == 0
@@ -387,10 +416,10 @@ def test_exit_fast_path_nursery_checks(K: types.ModuleType) -> None:
     nursery = FakeNursery(k.log)
     for i in range(3):
         k.spawn_child(_returns, (i,), nursery, None)
-    # Only the last child out may close the nursery.
+    # Only the last child out closes the nursery.
     k.run_all()
-    assert k.log == [("check_closed", 0)]
-    # Body still running / start() pending: no check at all.
+    assert k.log == [("closed", 0), ("parent_woken",)]
+    # Body still running / start() pending: it stays open.
     for attr, value in (("_nested_child_running", True), ("_pending_starts", 1)):
         del k.log[:]
         nursery = FakeNursery(k.log)
@@ -407,8 +436,9 @@ def test_exit_fast_path_nursery_checks(K: types.ModuleType) -> None:
         nursery._closed = True
         if abandoned:
             del nursery._pending_excs
+        del k.log[:]
         k.run_all()
-        assert k.log == ([] if abandoned else [("check_closed", 1), ("check_closed", 0)])
+        assert k.log == ([] if abandoned else [("closed", 0), ("parent_woken",)])
 
 
 def test_exit_fast_path_missing_task_is_a_key_error(K: types.ModuleType) -> None:

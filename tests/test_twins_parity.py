@@ -139,6 +139,7 @@ CONSTRUCT: dict[str, Callable[[types.ModuleType, int], _Args]] = {
     "PermanentlyDetachCoroutineObject": lambda m, fd: ((outcome.Value(None),), {}),
     "CancelScopeBase": lambda m, fd: ((), {"deadline": 5.0, "shield": True}),
     "CancelStatusBase": lambda m, fd: ((None, None), {}),
+    "ReadinessTable": lambda m, fd: (("test", fd), {}),
     "ChannelState": lambda m, fd: ((3,), {}),
     "EventBase": _no_args,
     "LockBase": _no_args,

@@ -26,7 +26,7 @@ from math import inf, isnan
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import Cancelled, CancelReasonLiteral
-from ._impl import CancelScopeBase, CancelStatusBase, set_status_class
+from ._impl import CancelScopeBase, CancelStatusBase, activate_cancel_status, set_status_class
 from ._run_context import GLOBAL_RUN_CONTEXT
 from ._util import final
 
@@ -284,14 +284,7 @@ class CancelScope(CancelScopeBase):
                 exc = new_exc
                 task._activate_cancel_status(status._parent)
         else:
-            # Inline of task._activate_cancel_status(status._parent).
-            status._tasks.discard(task)
-            outer = status._parent
-            task._cancel_status = outer
-            if outer is not None:
-                outer._tasks.add(task)
-                if outer.effectively_cancelled:
-                    task._attempt_delivery_of_any_pending_cancel()
+            activate_cancel_status(task, status._parent)
         if (
             exc is not None
             and status.effectively_cancelled

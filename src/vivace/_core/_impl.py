@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     # bound below from whichever engine loads.
     from ._epoll_py import *  # noqa: F403  (importable anywhere; usable on Linux only)
     from ._heap_py import *  # noqa: F403
+    from ._io_readiness_py import *  # noqa: F403
     from ._kernel_py import *  # noqa: F403
     from ._scope_py import *  # noqa: F403
     from ._sockio_py import *  # noqa: F403
@@ -48,6 +49,7 @@ TWINS: tuple[Twin, ...] = (
     Twin("_kernel_py", "_ext._kernel", True),
     Twin("_scope_py", "_ext._scope", True),
     Twin("_sync_py", "_ext._sync", True),  # its __all__ includes _sync_channel_py's names
+    Twin("_io_readiness_py", "_ext._io_readiness", True),
     Twin("_epoll_py", "_ext._epoll", sys.platform == "linux"),
     Twin("_sockio_py", "_ext._epoll_sockio", sys.platform == "linux"),
 )

@@ -73,8 +73,10 @@ __all__ = [
     "SystemClock",
     "TaskBase",
     "WaitTaskRescheduled",
+    "activate_cancel_status",
     "async_yield",
     "cancel_shielded_checkpoint",
+    "check_nursery_closed",
     "checkpoint",
     "permanently_detach_coroutine_object",
     "wait_task_rescheduled",
@@ -82,6 +84,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
+
+    from ._tree_contract import CancelStatusFields, NurseryFields, TaskFields
 
 _copy_context = contextvars.copy_context
 _FunctionType = types.FunctionType
@@ -92,6 +96,33 @@ IDLE = 0
 SEND = 1
 THROW = 2
 CHECKPOINT_RESUME = 3
+
+
+# -- the task tree: one owner each (see _tree_contract) ------------------------------
+
+
+def activate_cancel_status(task: TaskFields, status: CancelStatusFields | None) -> None:
+    """Move *task* from its cancel status to *status* (None: to no status); a cancel
+    that *status* already carries is delivered at once."""
+    old = task._cancel_status
+    if old is not None:
+        old._tasks.discard(task)
+    task._cancel_status = status
+    if status is not None:
+        status._tasks.add(task)
+        if status.effectively_cancelled:
+            task._attempt_delivery_of_any_pending_cancel()
+
+
+def check_nursery_closed(nursery: NurseryFields) -> None:
+    """Close *nursery* if nothing is left in it, waking its parent if that waits in
+    ``__aexit__``."""
+    if not (nursery._nested_child_running or nursery._children or nursery._pending_starts):
+        nursery._closed = True
+        if nursery._parent_waiting_in_aexit:
+            nursery._parent_waiting_in_aexit = False
+            parent = nursery._parent_task
+            parent._runner.reschedule(parent)
 
 
 class _ResumeNone:
@@ -345,7 +376,9 @@ class KernelBase:
         task._send_mode = CHECKPOINT_RESUME
 
     # -- spawning and exiting (common paths) ---------------------------------------------
-    def spawn_child(self, async_fn: Any, args: tuple[Any, ...], nursery: Any, name: object) -> Any:
+    def spawn_child(
+        self, async_fn: Any, args: tuple[Any, ...], nursery: NurseryFields, name: object
+    ) -> Any:
         """Spawn ``async_fn(*args)`` into *nursery* (``Nursery.start_soon``)."""
         if nursery._closed:
             raise RuntimeError("Nursery is closed to new arrivals")
@@ -373,11 +406,7 @@ class KernelBase:
         )
         self.tasks.add(task)
         nursery._children.add(task)
-        status = nursery._cancel_status
-        task._cancel_status = status
-        status._tasks.add(task)
-        if status.effectively_cancelled:
-            task._attempt_delivery_of_any_pending_cancel()
+        activate_cancel_status(task, nursery._cancel_status)
         # The first step sends None into the fresh coroutine.
         self.reschedule(task, None)
         return task
@@ -396,17 +425,13 @@ class KernelBase:
             or task is self.main_task
         ):
             return False
-        status._tasks.discard(task)
-        task._cancel_status = None
+        activate_cancel_status(task, None)
         self.tasks.remove(task)
         nursery = task._parent_nursery
         # Nursery._child_finished with a Value result.
         nursery._children.remove(task)
-        if nursery._closed:
-            if hasattr(nursery, "_pending_excs"):
-                nursery._check_nursery_closed()
-        elif not (nursery._nested_child_running or nursery._children or nursery._pending_starts):
-            nursery._check_nursery_closed()
+        if not nursery._closed or hasattr(nursery, "_pending_excs"):
+            check_nursery_closed(nursery)
         return True
 
     # -- stepping --------------------------------------------------------------------

@@ -25,7 +25,7 @@ import outcome
 
 from ._cancel import NONSTRICT_EXCEPTIONGROUP_NOTE, CancelReason, CancelScope
 from ._exceptions import Cancelled, TrioInternalError
-from ._impl import cancel_shielded_checkpoint, wait_task_rescheduled
+from ._impl import cancel_shielded_checkpoint, check_nursery_closed, wait_task_rescheduled
 from ._run_context import GLOBAL_RUN_CONTEXT
 from ._traps import Abort
 from ._util import NoPublicConstructor, final
@@ -232,11 +232,7 @@ class Nursery(metaclass=NoPublicConstructor):
         self.cancel_scope._cancel(reason)
 
     def _check_nursery_closed(self) -> None:
-        if not (self._nested_child_running or self._children or self._pending_starts):
-            self._closed = True
-            if self._parent_waiting_in_aexit:
-                self._parent_waiting_in_aexit = False
-                self._parent_task._runner.reschedule(self._parent_task)
+        check_nursery_closed(self)
 
     def _child_finished(self, task: Any, result: outcome.Outcome[Any]) -> None:
         self._children.remove(task)

@@ -75,9 +75,9 @@ Clock.register(SystemClock)
 
 
 def _make_io_manager() -> Any:
-    from ._io_epoll import EpollIOManager
+    from ._io_manager import make_io_manager  # VIVACE_IO_BACKEND chooses
 
-    return EpollIOManager()
+    return make_io_manager()
 
 
 def setup_runner(

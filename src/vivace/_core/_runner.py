@@ -30,7 +30,7 @@ from ._cancel import MISNESTING_ADVICE, CancelReason
 from ._coroutine_check import coroutine_or_error
 from ._entry_queue import EntryQueue, TrioToken
 from ._exceptions import TrioInternalError
-from ._impl import DeadlineHeap, KernelBase, wait_task_rescheduled
+from ._impl import DeadlineHeap, KernelBase, activate_cancel_status, wait_task_rescheduled
 from ._instrumentation import Instruments
 from ._nursery import open_nursery
 from ._parking_lot import GLOBAL_PARKING_LOT_BREAKER, break_lots_of
@@ -187,11 +187,7 @@ class Runner(KernelBase):
         self.tasks.add(task)
         if nursery is not None:
             nursery._children.add(task)
-            status = nursery._cancel_status
-            task._cancel_status = status
-            status._tasks.add(task)
-            if status.effectively_cancelled:
-                task._attempt_delivery_of_any_pending_cancel()
+            activate_cancel_status(task, nursery._cancel_status)
         if self._instr_spawned:
             self.instruments.call("task_spawned", task)
         # The first step sends None into the fresh coroutine.
@@ -226,9 +222,7 @@ class Runner(KernelBase):
             if isinstance(result, outcome.Error):
                 new_exc.__context__ = result.error
             result = outcome.Error(new_exc)
-        if status is not None:
-            status._tasks.discard(task)
-            task._cancel_status = None
+        activate_cancel_status(task, None)
         self.tasks.remove(task)
         if task is self.init_task:
             # The root task never fails on its own; if it did, the run is broken.

@@ -24,6 +24,7 @@ from __future__ import annotations
 from math import inf, isnan
 from typing import TYPE_CHECKING, Any
 
+from ._kernel_py import activate_cancel_status
 from ._run_context import GLOBAL_RUN_CONTEXT
 
 # The engine exports: what ``_impl`` binds from this module or from ``_ext/_scope``.
@@ -168,13 +169,7 @@ class CancelScopeBase:
         parent = task._cancel_status
         status = _status_class(self, parent)
         self._cancel_status = status
-        # The task moves into the new status.
-        if parent is not None:
-            parent._tasks.discard(task)
-        task._cancel_status = status
-        status._tasks.add(task)
-        if status.effectively_cancelled:
-            task._attempt_delivery_of_any_pending_cancel()
+        activate_cancel_status(task, status)  # the task moves into the new status
         if self._deadline != inf and not self._cancel_called:
             if runner.is_guest:
                 self._update_deadline_registration()  # type: ignore[attr-defined]
@@ -208,13 +203,9 @@ class CancelScopeBase:
             return self._exit_slow(exc_type, exc_value, traceback)  # type: ignore[attr-defined]
         # Properly nested, nothing to catch, nothing left inside: the task moves back
         # out, the status closes, the deadline goes.
-        status._tasks.discard(task)
         outer = status._parent
-        task._cancel_status = outer
+        activate_cancel_status(task, outer)  # the task moves back out
         if outer is not None:
-            outer._tasks.add(task)
-            if outer.effectively_cancelled:
-                task._attempt_delivery_of_any_pending_cancel()
             if outer._children:
                 outer._children.discard(status)
             status._parent = None

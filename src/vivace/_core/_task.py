@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import outcome
 
 from ._exceptions import TrioInternalError
-from ._impl import TaskBase
+from ._impl import TaskBase, activate_cancel_status
 from ._traps import Abort
 from ._util import NoPublicConstructor, final
 
@@ -118,14 +118,7 @@ class Task(TaskBase, metaclass=NoPublicConstructor):
 
     # -- cancellation plumbing (called by the kernel and the cancel-status tree) -------
     def _activate_cancel_status(self, cancel_status: Any) -> None:
-        old = self._cancel_status
-        if old is not None:
-            old._tasks.discard(self)
-        self._cancel_status = cancel_status
-        if cancel_status is not None:
-            cancel_status._tasks.add(self)
-            if cancel_status.effectively_cancelled:
-                self._attempt_delivery_of_any_pending_cancel()
+        activate_cancel_status(self, cancel_status)
 
     def _attempt_abort(self, raise_cancel: Callable[[], Any]) -> None:
         abort_func = self._abort_func

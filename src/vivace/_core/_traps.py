@@ -10,7 +10,6 @@ import outcome
 from . import _impl
 from ._abort import Abort
 
-
 RaiseCancelT: TypeAlias = Callable[[], NoReturn]
 
 wait_task_rescheduled = _impl.wait_task_rescheduled

@@ -64,3 +64,22 @@ cdef class KernelBase:
     cdef int _deliver_later_c(self, TaskBase task, object exc) except -1
     cdef int _dispatch_c(self, TaskBase task, object msg) except -1
     cdef int _exit_fast_c(self, TaskBase task) except -1
+
+
+cdef class CancelStatusBase:
+    # The fields the engine reads and writes (see vivace._core._tree_contract).
+    cdef public object _scope
+    cdef public object _parent
+    cdef public object _children
+    cdef public object _tasks
+    cdef public bint effectively_cancelled
+    cdef public bint abandoned_by_misnesting
+
+    cdef int _init(self, object scope, object parent) except -1
+    cdef bint parent_visible(self) except -1
+
+
+# The task tree's logic owned by the kernel (see vivace._core._tree_contract):
+# move a task to another cancel status; close a nursery that has nothing left.
+cdef int activate_status(object task, object status) except -1
+cdef int check_closed(object nursery) except -1

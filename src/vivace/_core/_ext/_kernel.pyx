@@ -524,4 +524,5 @@ cdef TaskBase _as_task(object task):
     raise TypeError(f"expected a vivace task, not {type(task).__name__}")
 
 
+include "_kernel_status.pxi"
 include "_kernel_spawn.pxi"

@@ -57,6 +57,60 @@ cdef inline int _set_remove(object s, object item) except -1:
     return 0
 
 
+# -- the task tree: one owner each (see vivace._core._tree_contract) --------------------
+
+cdef int activate_status(object task, object status) except -1:
+    # activate_cancel_status: leave the old status, join the new one, deliver its cancel.
+    # TaskBase's and CancelStatusBase's fields are read in C; anything else (the other
+    # engine's objects, in the twin tests) by name.
+    cdef bint c_task = isinstance(task, TaskBase)
+    old = (<TaskBase>task)._cancel_status if c_task else task._cancel_status
+    if old is not None:
+        vv_set_discard(
+            (<CancelStatusBase>old)._tasks if isinstance(old, CancelStatusBase) else old._tasks,
+            task,
+        )
+    if c_task:
+        (<TaskBase>task)._cancel_status = status
+    else:
+        task._cancel_status = status
+    if status is None:
+        return 0
+    if isinstance(status, CancelStatusBase):
+        vv_set_add((<CancelStatusBase>status)._tasks, task)
+        if (<CancelStatusBase>status).effectively_cancelled:
+            task._attempt_delivery_of_any_pending_cancel()
+    else:
+        vv_set_add(status._tasks, task)
+        if status.effectively_cancelled:
+            task._attempt_delivery_of_any_pending_cancel()
+    return 0
+
+
+cdef int check_closed(object nursery) except -1:
+    # check_nursery_closed: nothing left in it -> closed, and the parent waiting in
+    # __aexit__ is woken (through the Python-level reschedule, as the reference does).
+    if not (nursery._nested_child_running or nursery._children or nursery._pending_starts):
+        nursery._closed = True
+        if nursery._parent_waiting_in_aexit:
+            nursery._parent_waiting_in_aexit = False
+            parent = nursery._parent_task
+            parent._runner.reschedule(parent)
+    return 0
+
+
+def activate_cancel_status(task, status):
+    """Move *task* from its cancel status to *status* (None: to no status); a cancel
+    that *status* already carries is delivered at once."""
+    activate_status(task, status)
+
+
+def check_nursery_closed(nursery):
+    """Close *nursery* if nothing is left in it, waking its parent if that waits in
+    ``__aexit__``."""
+    check_closed(nursery)
+
+
 cdef object _spawn_child(KernelBase self, object async_fn, object args, object nursery,
                          object name):
     cdef TaskBase task
@@ -83,11 +137,7 @@ cdef object _spawn_child(KernelBase self, object async_fn, object args, object n
     # the boxes start as None/0 from tp_new, as TaskBase.__init__ would set them.)
     vv_set_add(self.tasks, task)
     vv_set_add(nursery._children, task)
-    status = nursery._cancel_status
-    task._cancel_status = status
-    vv_set_add(status._tasks, task)
-    if status.effectively_cancelled:
-        task._attempt_delivery_of_any_pending_cancel()
+    activate_status(task, nursery._cancel_status)
     _gc_untrack(task)
     # The first step sends None into the fresh coroutine.
     self._reschedule(task, None)
@@ -107,15 +157,11 @@ cdef int _exit_fast(KernelBase self, TaskBase task) except -1:
         or task is self.main_task
     ):
         return 0
-    vv_set_discard(status._tasks, task)
-    task._cancel_status = None
+    activate_status(task, None)
     _set_remove(self.tasks, task)
     nursery = task._parent_nursery
     # Nursery._child_finished with a Value result.
     _set_remove(nursery._children, task)
-    if nursery._closed:
-        if hasattr(nursery, "_pending_excs"):
-            nursery._check_nursery_closed()
-    elif not (nursery._nested_child_running or nursery._children or nursery._pending_starts):
-        nursery._check_nursery_closed()
+    if not nursery._closed or hasattr(nursery, "_pending_excs"):
+        check_closed(nursery)
     return 1

@@ -20,7 +20,12 @@ Design notes
 from libc.stdint cimport uint64_t
 
 from vivace._core._ext._heap cimport DeadlineHeap
-from vivace._core._ext._kernel cimport KernelBase, TaskBase
+from vivace._core._ext._kernel cimport (
+    CancelStatusBase,
+    KernelBase,
+    TaskBase,
+    activate_status,
+)
 from vivace._core._ext._vvc cimport vv_new_instance, vv_set_add, vv_set_discard
 
 from math import isnan
@@ -41,61 +46,6 @@ def set_status_class(cls):
     if cls.__init__ is not CancelStatusBase.__init__ or cls.__new__ is not CancelStatusBase.__new__:
         raise TypeError("the status class must not override __init__ or __new__")
     _status_class = cls
-
-
-cdef class CancelStatusBase:
-    cdef public object _scope
-    cdef public object _parent
-    cdef public object _children
-    cdef public object _tasks
-    cdef public bint effectively_cancelled
-    cdef public bint abandoned_by_misnesting
-
-    def __init__(self, scope, parent):
-        _status_init(self, scope, parent)
-
-    @property
-    def parent_cancellation_is_visible_to_us(self):
-        return _parent_visible(self)
-
-    def close(self):
-        parent = self._parent
-        if parent is not None:
-            siblings = (<CancelStatusBase?>parent)._children
-            if siblings:
-                vv_set_discard(siblings, self)
-            self._parent = None
-        if self._tasks or self._children:
-            self._close_abandoned()
-
-
-cdef int _status_init(CancelStatusBase self, object scope, object parent) except -1:
-    cdef CancelStatusBase p
-    self._scope = scope
-    self.effectively_cancelled = False
-    self._parent = None
-    # Created on first use: most statuses never get a child (see the reference).
-    self._children = None
-    self._tasks = set()
-    self.abandoned_by_misnesting = False
-    if parent is not None:
-        p = <CancelStatusBase?>parent
-        self._parent = p
-        if p._children is None:
-            p._children = set()
-        vv_set_add(p._children, self)
-        if scope._cancel_called or (p.effectively_cancelled and not scope._shield):
-            self.recalculate()
-    return 0
-
-
-cdef inline bint _parent_visible(CancelStatusBase status) except -1:
-    parent = status._parent
-    if parent is None:
-        return False
-    if status._scope._shield:
-        return False
-    return (<CancelStatusBase?>parent).effectively_cancelled
 
 
 cdef class CancelScopeBase:
@@ -141,7 +91,7 @@ cdef class CancelScopeBase:
     def __enter__(self):
         cdef KernelBase kernel
         cdef TaskBase task
-        cdef CancelStatusBase status, parent
+        cdef CancelStatusBase status
         cdef double deadline, relative, now
         runner = getattr(GLOBAL_RUN_CONTEXT, "runner", None)
         current = runner.current_task if runner is not None else None
@@ -168,16 +118,9 @@ cdef class CancelScopeBase:
                 self._cancel_at_entry()
         parent_obj = task._cancel_status
         status = <CancelStatusBase>vv_new_instance(_status_class, CancelStatusBase)
-        _status_init(status, self, parent_obj)
+        status._init(self, parent_obj)
         self._cancel_status = status
-        # The task moves into the new status.
-        if parent_obj is not None:
-            parent = <CancelStatusBase?>parent_obj
-            vv_set_discard(parent._tasks, task)
-        task._cancel_status = status
-        vv_set_add(status._tasks, task)
-        if status.effectively_cancelled:
-            task._attempt_delivery_of_any_pending_cancel()
+        activate_status(task, status)  # the task moves into the new status
         if self._deadline != _INF and not self._cancel_called:
             if kernel.is_guest:
                 self._update_deadline_registration()
@@ -205,7 +148,7 @@ cdef class CancelScopeBase:
             or (
                 exc_value is not None
                 and status.effectively_cancelled
-                and not _parent_visible(status)
+                and not status.parent_visible()
             )
             or status._children
             or len(status._tasks) != 1
@@ -214,14 +157,10 @@ cdef class CancelScopeBase:
         task = <TaskBase>current
         # Properly nested, nothing to catch, nothing left inside: the task moves back
         # out, the status closes, the deadline goes.
-        vv_set_discard(status._tasks, task)
         outer_obj = status._parent
-        task._cancel_status = outer_obj
+        activate_status(task, outer_obj)  # the task moves back out
         if outer_obj is not None:
             outer = <CancelStatusBase?>outer_obj
-            vv_set_add(outer._tasks, task)
-            if outer.effectively_cancelled:
-                task._attempt_delivery_of_any_pending_cancel()
             if outer._children:
                 vv_set_discard(outer._children, status)
             status._parent = None
@@ -236,3 +175,8 @@ cdef class CancelScopeBase:
                 heap.remove(handle)
         # False lets an exception we do not catch propagate unchanged.
         return exc_value is None
+
+
+# CancelStatusBase is defined with the kernel, which reaches its fields in C (see
+# _kernel.pxd); it is exported from here too, where the reference twin has it.
+globals()["CancelStatusBase"] = CancelStatusBase
