@@ -160,18 +160,39 @@ static inline PyObject *vv_sp_throw(PyObject *self, PyObject *args, vv_sp_end_fn
     return NULL;
 }
 
+/* __next__ (tp_iternext) and __iter__, the same for every awaitable type: resume with
+ * None through the type's own am_send. They make `yield from aw.__await__()` work. */
+static inline PyObject *vv_sp_iternext(PyObject *self)
+{
+    return vv_sp_send(Py_TYPE(self)->tp_as_async->am_send, self, Py_None);
+}
+
+static PyObject *vv_sp_next_meth(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return vv_sp_iternext(self);
+}
+
+static PyObject *vv_sp_iter_meth(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(self);
+    return self;
+}
+
 static PyMethodDef vv_sp_methods[] = {
     {"send", NULL, METH_O, "send(value) -> the next trap message; StopIteration when done."},
     {"throw", NULL, METH_VARARGS, "throw(exc) -> raise exc out of the await."},
+    {"__next__", vv_sp_next_meth, METH_NOARGS, "Resume with None (next(aw))."},
+    {"__iter__", vv_sp_iter_meth, METH_NOARGS, "Return self."},
 };
 
-/* Install am_send and the `send`/`throw` methods on a ready extension type. The method
+/* Install am_send, tp_iter/tp_iternext and the `send`/`throw`/`__next__`/`__iter__`
+ * methods on a ready extension type (whose class body defines none of them). The method
  * table is this translation unit's: one awaitable type per engine module. */
 static inline int vv_sp_install(PyObject *type, sendfunc am_send, PyCFunction send_meth,
-                         PyCFunction throw_meth)
+                                PyCFunction throw_meth)
 {
     PyTypeObject *tp = (PyTypeObject *)type;
-    int i;
+    size_t i;
     if (tp->tp_as_async == NULL || tp->tp_as_async->am_await == NULL) {
         PyErr_SetString(PyExc_SystemError, "vv_sp_install: the type has no __await__");
         return -1;
@@ -184,9 +205,11 @@ static inline int vv_sp_install(PyObject *type, sendfunc am_send, PyCFunction se
 #ifdef Py_TPFLAGS_HAVE_AM_SEND
     tp->tp_flags |= Py_TPFLAGS_HAVE_AM_SEND;
 #endif
+    tp->tp_iter = PyObject_SelfIter;
+    tp->tp_iternext = vv_sp_iternext;
     vv_sp_methods[0].ml_meth = send_meth;
     vv_sp_methods[1].ml_meth = throw_meth;
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < sizeof(vv_sp_methods) / sizeof(vv_sp_methods[0]); i++) {
         PyObject *descr = PyDescr_NewMethod(tp, &vv_sp_methods[i]);
         int rc;
         if (descr == NULL)

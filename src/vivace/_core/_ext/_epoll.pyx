@@ -30,7 +30,6 @@ from libc.errno cimport EEXIST, EINTR, ENOENT, errno
 from libc.math cimport ceil, isnan
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport free, realloc
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.unistd cimport close as c_close
 
 from vivace._core._ext._io_readiness cimport (
@@ -41,6 +40,7 @@ from vivace._core._ext._io_readiness cimport (
     ReadinessTable,
     _os_error,
 )
+from vivace._core._ext._vvc cimport vv_monotonic
 
 cdef extern from "<sys/epoll.h>" nogil:
     # epoll_event, EPOLLIN and EPOLLOUT come from _epoll.pxd.
@@ -66,13 +66,6 @@ cdef double _MAX_TIMEOUT_S = 2147483.647
 cdef int _MIN_CAPACITY = 64
 
 _BUSY_WAIT_MSG = "another thread is already waiting in this poller"
-
-
-# noexcept: pure C arithmetic on a struct filled by the kernel; cannot fail usefully.
-cdef inline double _monotonic() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
 
 
 cdef int _timeout_ms(double timeout) except? -2:
@@ -190,7 +183,7 @@ cdef class EpollPoller(ReadinessTable):
         cdef Py_ssize_t want = len(self._records) + 1
         cdef int maxevents = <int>want if want < 0x7FFFFFF else 0x7FFFFFF
         self._reserve(maxevents)
-        cdef double deadline = _monotonic() + ms / 1000.0 if ms > 0 else 0.0
+        cdef double deadline = vv_monotonic() + ms / 1000.0 if ms > 0 else 0.0
         cdef double remaining
         cdef int epfd = self._epfd
         cdef epoll_event *buf = self._events
@@ -215,7 +208,7 @@ cdef class EpollPoller(ReadinessTable):
                 # raise), then retry with what is left of the timeout.
                 PyErr_CheckSignals()
                 if ms > 0:
-                    remaining = deadline - _monotonic()
+                    remaining = deadline - vv_monotonic()
                     ms = 0 if remaining <= 0 else <int>ceil(remaining * 1000.0)
         finally:
             self._in_wait = False

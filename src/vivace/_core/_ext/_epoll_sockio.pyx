@@ -39,8 +39,9 @@ Design notes
   BrokenResourceError (``from`` the OSError), as SocketStream's generic path does, and
   ``stream_send_all`` holds a ``BusyGuard`` from its first step to its end.
 
-* Parking uses the poller's C interface (``EpollPoller.c_add``/``c_remove``) with the
-  stdlib socket as owner, so re-waiting on the same socket costs no epoll_ctl.
+* Parking uses the poller's C interface (``ReadinessTable.c_add``/``c_remove``, shared
+  by every readiness backend) with the stdlib socket as owner, so re-waiting on the
+  same socket costs no epoll_ctl.
 """
 
 cimport cython
@@ -51,12 +52,11 @@ from cpython.object cimport PyObject
 from libc.errno cimport EAGAIN, EBADF, EINTR, ENOTSOCK, errno
 
 from vivace._core._ext._capi cimport *
-from vivace._core._ext._epoll cimport EPOLLIN, EPOLLOUT, EpollPoller
+from vivace._core._ext._io_readiness cimport IO_READ, IO_WRITE, ReadinessTable, _os_error
 from vivace._core._ext._kernel cimport KernelBase, TaskBase
 from vivace._core._ext._vvc cimport *
 
 import collections.abc
-import os
 
 from vivace._core._abort import Abort
 from vivace._core._exceptions import (
@@ -142,11 +142,6 @@ cdef inline int _yield(PyObject **out, object msg) except -1:
     return 0
 
 
-cdef object _os_error(int err):
-    # Same construction as PyErr_SetFromErrno: OSError picks the errno's subclass.
-    return OSError(err, os.strerror(err))
-
-
 @cython.final
 @cython.freelist(16)
 cdef class _SockOp:
@@ -167,7 +162,7 @@ cdef class _SockOp:
     cdef Py_ssize_t offset  # send_all: bytes sent so far
     cdef int flags
     cdef int fd             # while parked
-    cdef int bit            # the direction to wait for: EPOLLIN or EPOLLOUT
+    cdef int bit            # the direction to wait for: IO_READ or IO_WRITE
     cdef int kind
     cdef int state
     cdef bint have_view
@@ -179,13 +174,6 @@ cdef class _SockOp:
         if self.state != _FRESH and self.state != _DONE:
             raise RuntimeError("coroutine is being awaited already")
         return self
-
-    def __iter__(self):
-        # `yield from op.__await__()` (a @types.coroutine delegating) needs iter().
-        return self
-
-    def __next__(self):
-        return vv_sp_next(_op_am_send, self, None)
 
     def close(self):
         """Abandon the operation (as a coroutine's close())."""
@@ -253,9 +241,9 @@ cdef int _unpark(_SockOp op) except -1:
     poller = op.poller
     task = op.task
     op.runner = op.poller = op.task = None
-    if type(poller) is EpollPoller:
-        (<EpollPoller>poller).c_remove(op.fd, task, op.bit)
-    elif op.bit == EPOLLIN:
+    if isinstance(poller, ReadinessTable):
+        (<ReadinessTable>poller).c_remove(op.fd, task, op.bit)
+    elif op.bit == IO_READ:
         poller.remove_reader(op.fd, task)
     else:
         poller.remove_writer(op.fd, task)
@@ -498,15 +486,15 @@ cdef int _park_here(_SockOp op, PyObject **out) except -1:
     cdef int fd = op.fd
     cdef int bit = op.bit
     cdef bint busy
-    if type(poller) is EpollPoller:
-        busy = (<EpollPoller>poller).c_add(fd, op.sock, task, bit) == 1
-    elif bit == EPOLLIN:
+    if isinstance(poller, ReadinessTable):
+        busy = (<ReadinessTable>poller).c_add(fd, op.sock, task, bit) == 1
+    elif bit == IO_READ:
         busy = poller.add_reader(fd, op.sock, task)
     else:
         busy = poller.add_writer(fd, op.sock, task)
     if busy:
         op.runner = op.poller = op.task = None  # not registered: nothing to undo
-        raise BusyResourceError(_BUSY_READ if bit == EPOLLIN else _BUSY_WRITE)
+        raise BusyResourceError(_BUSY_READ if bit == IO_READ else _BUSY_WRITE)
     op.state = _PARKED
     return _yield(out, _WaitTaskRescheduled(op))
 

@@ -6,7 +6,7 @@ cdef inline _SockOp _new_op(object sock, int kind, int flags):
     op.sock = sock
     op.kind = kind
     op.flags = flags
-    op.bit = EPOLLIN if kind == _RECV else EPOLLOUT
+    op.bit = IO_READ if kind == _RECV else IO_WRITE
     return op
 
 
@@ -15,7 +15,7 @@ def sock_call(sock, bint readable, str name not None, tuple args not None):
     non-blocking stdlib socket *s* as a checkpoint; on BlockingIOError it waits until
     *s* is readable (else writable) and calls again."""
     cdef _SockOp op = _new_op(sock, _CALL, 0)
-    op.bit = EPOLLIN if readable else EPOLLOUT
+    op.bit = IO_READ if readable else IO_WRITE
     op.name = name
     op.args = args
     return op
@@ -65,7 +65,7 @@ def wait_fd(poller, int fd, owner, task, bint readable):
     reports *fd* readable (else writable), as ``wait_readable``/``wait_writable``; the
     wait is the checkpoint. *owner* is the stdlib socket *fd* came from, or None."""
     cdef _SockOp op = _new_op(owner, _WAIT, 0)
-    op.bit = EPOLLIN if readable else EPOLLOUT
+    op.bit = IO_READ if readable else IO_WRITE
     op.poller = poller
     op.task = task
     op.fd = fd

@@ -91,13 +91,6 @@ cdef class _TrapAwaitable:
             raise RuntimeError("coroutine is being awaited already")
         return self
 
-    def __iter__(self):
-        # `yield from trap.__await__()` (a @types.coroutine delegating) needs iter().
-        return self
-
-    def __next__(self):
-        return vv_sp_next(_trap_am_send, self, None)
-
     def close(self):
         self.state = _DONE
         self.msg = None

@@ -243,13 +243,6 @@ cdef class _Op:
             raise RuntimeError("coroutine is being awaited already")
         return self
 
-    def __iter__(self):
-        # `yield from op.__await__()` (a @types.coroutine delegating) needs iter().
-        return self
-
-    def __next__(self):
-        return vv_sp_next(<sendfunc>_op_send, self, None)
-
     def close(self):
         _op_abandon(self)
 
@@ -410,12 +403,17 @@ cdef inline bint _deliver_pending_cancel(_Op op, TaskBase task) except -1:
 cdef object _op_start(_Op op):
     # Run the operation; return the trap message to yield, or None if it is complete.
     cdef int kind = op.kind
-    if kind == _K_SEND:
-        return _start_send(op)
-    if kind == _K_RECEIVE or kind == _K_ANEXT:
-        return _start_receive(op)
-    if kind == _K_ACQUIRE:
-        return _start_acquire(op)
+    cdef TaskBase task
+    if kind == _K_SEND or kind == _K_RECEIVE or kind == _K_ANEXT or kind == _K_ACQUIRE:
+        # Channel and lock operations open with a cancel point.
+        task = _current_task()
+        if _deliver_pending_cancel(op, task):
+            return _CHECKPOINT_MSG
+        if kind == _K_SEND:
+            return _start_send(op, task)
+        if kind == _K_ACQUIRE:
+            return _start_acquire(op, task)
+        return _start_receive(op, task)
     if kind == _K_EVENT:
         return _start_event_wait(op)
     if kind == _K_PARK:

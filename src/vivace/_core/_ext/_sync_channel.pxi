@@ -199,12 +199,10 @@ cdef class SendChannelBase:
                 _wake(op.task, _Error(EndOfChannel()))
 
 
-cdef object _start_send(_Op op):
-    cdef TaskBase task = _current_task()
+cdef object _start_send(_Op op, TaskBase task):
+    # After the opening cancel point (see _op_start).
     cdef SendChannelBase handle
     cdef ChannelState state
-    if _deliver_pending_cancel(op, task):
-        return _CHECKPOINT_MSG
     handle = <SendChannelBase>op.target
     if handle._closed:
         raise _closed_send()
@@ -279,13 +277,11 @@ cdef class ReceiveChannelBase:
             state._clear_buffer()
 
 
-cdef object _start_receive(_Op op):
-    cdef TaskBase task = _current_task()
+cdef object _start_receive(_Op op, TaskBase task):
+    # After the opening cancel point (see _op_start).
     cdef ReceiveChannelBase handle
     cdef ChannelState state
     cdef object value
-    if _deliver_pending_cancel(op, task):
-        return _CHECKPOINT_MSG
     handle = <ReceiveChannelBase>op.target
     if handle._closed:
         raise _closed_receive()

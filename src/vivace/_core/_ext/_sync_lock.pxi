@@ -108,12 +108,10 @@ cdef class LockBase:
         return _new_op(_K_RELEASE, self, None)
 
 
-cdef object _start_acquire(_Op op):
-    cdef TaskBase task = _current_task()
+cdef object _start_acquire(_Op op, TaskBase task):
+    # After the opening cancel point (see _op_start).
     cdef LockBase lock
     cdef LotBase lot
-    if _deliver_pending_cancel(op, task):
-        return _CHECKPOINT_MSG
     lock = <LockBase>op.target
     lot = lock._lot
     if lock._owner is None and not lot.count:

@@ -21,8 +21,6 @@ cdef extern from "vv_sendproto.h":
     void vv_sp_raise(PyObject *) noexcept
     void vv_sp_set_stop_iteration(PyObject *) noexcept
     PyObject *vv_sp_send(sendfunc, PyObject *, PyObject *) noexcept
-    # __next__: the same, as a Python-level result (StopIteration set when it returns).
-    object vv_sp_next "vv_sp_send"(sendfunc, object, object)
     PyObject *vv_sp_throw(PyObject *, PyObject *, vv_sp_end_fn) noexcept
     int vv_sp_install(object, sendfunc, PyCFunction, PyCFunction) except -1
 
