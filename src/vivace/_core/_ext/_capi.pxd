@@ -55,8 +55,11 @@ cdef extern from "Python.h":
     void vv_decref "Py_DECREF"(PyObject *) noexcept
     void vv_xdecref "Py_XDECREF"(PyObject *) noexcept
 
-    # Containers and numbers.
+    # Containers, numbers, threads.
     const Py_ssize_t PY_SSIZE_T_MAX
+    int PySet_Discard(object, object) except -1
+    object PyNumber_Index(object)
+    unsigned long PyThread_get_thread_ident() noexcept
     int PyList_SetSlice(object, Py_ssize_t, Py_ssize_t, PyObject *) except -1
     int _PyBytes_Resize(PyObject **, Py_ssize_t) except -1
     unsigned long long PyLong_AsULL_raw "PyLong_AsUnsignedLongLong"(object) noexcept

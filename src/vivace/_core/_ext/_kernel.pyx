@@ -43,8 +43,6 @@ Design notes
 
 cimport cython
 from cpython.object cimport PyObject
-from cpython.pythread cimport PyThread_get_thread_ident
-from cpython.set cimport PySet_Discard
 
 from vivace._core._ext._capi cimport *
 from vivace._core._ext._vvc cimport *

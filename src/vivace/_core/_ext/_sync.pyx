@@ -36,9 +36,7 @@ Design notes
 """
 
 cimport cython
-from cpython.number cimport PyNumber_Index
 from cpython.object cimport PyObject
-from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport isinf
 from libc.stdint cimport uint64_t
 
