@@ -299,6 +299,9 @@ def test_a_half_built_compiled_engine_is_an_import_error_when_required() -> None
 
 def _kinds_and_names(ref: Any, comp: Any) -> list[str]:
     bad = []
+    if list(getattr(comp, "__all__", ())) != list(ref.__all__):
+        # _impl binds the compiled engine from the compiled module's own list.
+        bad.append(f"__all__: {getattr(comp, '__all__', None)!r} vs {ref.__all__!r}")
     for name in ref.__all__:
         if not hasattr(comp, name):
             bad.append(f"{name}: missing from the compiled twin")
@@ -439,6 +442,7 @@ def test_the_checks_see_drifts() -> None:
     ref = importlib.import_module(f"{_CORE}._kernel_py")
     fake = types.ModuleType("fake_kernel")
     vars(fake).update({name: getattr(ref, name) for name in ref.__all__})
+    fake.__all__ = list(ref.__all__)  # type: ignore[attr-defined]
 
     async def checkpoint(extra: object) -> None:
         pass
@@ -464,3 +468,8 @@ def test_the_checks_see_drifts() -> None:
     assert _instance_attributes(ref, fake) == ["SystemClock: only the compiled twin has ['rate']"]
     del fake.KernelBase
     assert _kinds_and_names(ref, fake) == ["KernelBase: missing from the compiled twin"]
+    fake.__all__ = [name for name in ref.__all__ if name != "KernelBase"]  # type: ignore[attr-defined]
+    assert [s.split(":")[0] for s in _kinds_and_names(ref, fake)] == [
+        "__all__",
+        "KernelBase",
+    ]

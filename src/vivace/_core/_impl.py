@@ -8,10 +8,11 @@
 
 ``ENGINE`` says which one loaded; the test suite's guard test checks it.
 
-The engine's names are declared once, in each reference twin's ``__all__``; ``TWINS``
-pairs every reference twin with its compiled module, and whichever engine loads is read
-through those lists. The engine is all-or-nothing: a compiled module that lacks a
-declared name fails the whole compiled engine, so the two are never mixed.
+No engine name is listed here: each twin declares its exports in its ``__all__`` (the
+compiled twin's list equals the reference's, which tests/test_twins_parity.py checks),
+``TWINS`` pairs every reference twin with its compiled module, and whichever engine loads
+is read through its own lists. The engine is all-or-nothing: a compiled module that lacks
+a declared name fails the whole compiled engine, so the two are never mixed.
 """
 
 from __future__ import annotations
@@ -86,16 +87,29 @@ def _bind_twin(reference: ModuleType, source: ModuleType) -> dict[str, object]:
     return bound
 
 
-# The reference twins are imported whichever engine runs: they carry the declarations.
-# Their own import errors are bugs, never a reason to change engine.
-_references = [_module(twin.reference) for twin in TWINS]
+def _bind_compiled(twin: Twin) -> dict[str, object]:
+    """The compiled twin's exports (its ``__all__``, which the parity test keeps equal to
+    the reference's). The reference module is imported only to name what a half-built
+    compiled module lacks, so a compiled run does not pay for importing it."""
+    if not twin.built:
+        reference = _module(twin.reference)
+        return _bind_twin(reference, reference)
+    compiled = _module(twin.compiled)
+    names = getattr(compiled, "__all__", ())
+    if names and all(hasattr(compiled, name) for name in names):
+        return {name: getattr(compiled, name) for name in names}
+    bound = _bind_twin(_module(twin.reference), compiled)  # raises, naming the gap
+    if not names:
+        raise ImportError(f"{compiled.__name__} declares no __all__", name=compiled.__name__)
+    return bound
+
+
 _names: dict[str, object] = {}
 _use_reference = _NO_EXT
 if not _NO_EXT:
     try:
-        for twin, reference in zip(TWINS, _references):
-            compiled = _module(twin.compiled) if twin.built else reference
-            _names.update(_bind_twin(reference, compiled))
+        for twin in TWINS:
+            _names.update(_bind_compiled(twin))
         ENGINE = "compiled"
     except ImportError as exc:
         if _REQUIRE_EXT:
@@ -107,8 +121,11 @@ if not _NO_EXT:
         IMPORT_ERROR = exc
         _use_reference = True
 if _use_reference:
-    _names = {}  # nothing of a half-loaded compiled engine is kept
-    for reference in _references:
+    # The reference twins carry the declarations; their own import errors are bugs,
+    # never a reason to change engine. Nothing of a half-loaded compiled engine is kept.
+    _names = {}
+    for twin in TWINS:
+        reference = _module(twin.reference)
         _names.update(_bind_twin(reference, reference))
     ENGINE = "reference"
 globals().update(_names)
@@ -130,4 +147,4 @@ def debug_counters() -> dict[str, int] | None:
 
 if not TYPE_CHECKING:  # type checkers take the exports from the star imports above
     __all__ = ["ENGINE", "IMPORT_ERROR", "TWINS", "debug_counters", *_names]
-del _names, _references
+del _names

@@ -441,11 +441,22 @@ class LockBase:
 
 # ---------------------------------------------------------------- memory channels
 
-from ._sync_channel_py import (  # noqa: E402  (it builds on the helpers above)
-    ChannelState as ChannelState,
-    ReceiveChannelBase as ReceiveChannelBase,
-    SendChannelBase as SendChannelBase,
-)
+# The channel bases live in _sync_channel_py, which builds on the helpers above; they are
+# exported from here (the compiled twin is one module) and fetched on first use, so that
+# importing either module first works.
+_CHANNEL_NAMES = ("ChannelState", "ReceiveChannelBase", "SendChannelBase")
+
+if TYPE_CHECKING:
+    from ._sync_channel_py import ChannelState, ReceiveChannelBase, SendChannelBase
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CHANNEL_NAMES:
+        from . import _sync_channel_py
+
+        return getattr(_sync_channel_py, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ChannelState",

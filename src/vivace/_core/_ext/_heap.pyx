@@ -280,3 +280,10 @@ cdef void _install_gc_slots() except *:
 
 
 _install_gc_slots()
+
+
+# The engine exports, as the reference twin (vivace._core._heap_py) declares them; _impl
+# binds these names, and tests/test_twins_parity.py checks the two lists are equal.
+__all__ = [
+    "DeadlineHeap",
+]

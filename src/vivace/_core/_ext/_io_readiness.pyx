@@ -327,3 +327,10 @@ cdef class ReadinessTable:
             else:
                 rec.armed = wanted
         return 0
+
+
+# The engine exports, as the reference twin (vivace._core._io_readiness_py) declares them; _impl
+# binds these names, and tests/test_twins_parity.py checks the two lists are equal.
+__all__ = [
+    "ReadinessTable",
+]

@@ -524,3 +524,24 @@ cdef TaskBase _as_task(object task):
 
 include "_kernel_status.pxi"
 include "_kernel_spawn.pxi"
+
+
+# The engine exports, as the reference twin (vivace._core._kernel_py) declares them; _impl
+# binds these names, and tests/test_twins_parity.py checks the two lists are equal.
+__all__ = [
+    "CANCEL_SHIELDED_CHECKPOINT",
+    "CHECKPOINT",
+    "RESUME_NONE",
+    "KernelBase",
+    "PermanentlyDetachCoroutineObject",
+    "SystemClock",
+    "TaskBase",
+    "WaitTaskRescheduled",
+    "activate_cancel_status",
+    "async_yield",
+    "cancel_shielded_checkpoint",
+    "check_nursery_closed",
+    "checkpoint",
+    "permanently_detach_coroutine_object",
+    "wait_task_rescheduled",
+]

@@ -180,3 +180,12 @@ cdef class CancelScopeBase:
 # CancelStatusBase is defined with the kernel, which reaches its fields in C (see
 # _kernel.pxd); it is exported from here too, where the reference twin has it.
 globals()["CancelStatusBase"] = CancelStatusBase
+
+
+# The engine exports, as the reference twin (vivace._core._scope_py) declares them; _impl
+# binds these names, and tests/test_twins_parity.py checks the two lists are equal.
+__all__ = [
+    "CancelScopeBase",
+    "CancelStatusBase",
+    "set_status_class",
+]

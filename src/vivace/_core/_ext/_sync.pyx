@@ -575,3 +575,17 @@ cdef object _start_event_wait(_Op op):
 include "_sync_lock.pxi"
 include "_sync_channel.pxi"
 include "_sync_sleep.pxi"
+
+
+# The engine exports, as the reference twin (vivace._core._sync_py) declares them; _impl
+# binds these names, and tests/test_twins_parity.py checks the two lists are equal.
+__all__ = [
+    "ChannelState",
+    "EventBase",
+    "LockBase",
+    "LotBase",
+    "ReceiveChannelBase",
+    "SendChannelBase",
+    "set_lot_class",
+    "park_until",
+]
