@@ -27,12 +27,11 @@ cdef class CancelStatusBase:
     cdef int _init(self, object scope, object parent) except -1:
         cdef CancelStatusBase p
         self._scope = scope
-        self.effectively_cancelled = False
-        self._parent = None
-        # Created on first use: most statuses never get a child (see the reference).
-        self._children = None
         self._tasks = set()
-        self.abandoned_by_misnesting = False
+        self.effectively_cancelled = self.abandoned_by_misnesting = False
+        # _children is created on first use: most statuses never get a child (see the
+        # reference).
+        self._parent = self._children = None
         if parent is not None:
             p = <CancelStatusBase?>parent
             self._parent = p
