@@ -208,6 +208,10 @@ class Rig:
             GLOBAL_RUN_CONTEXT.runner = runner
         self.poller.close()
         self.wakeup.close()
+        # pytest keeps the fixture's value (this rig) until after every teardown, the
+        # debug build's live-object check included: let go of the kernel now.
+        self.k.io_manager = None
+        del self.k
 
     def start(self, make: Callable[[], Any], name: str = "t") -> Job:
         return Job(self, name, make)
