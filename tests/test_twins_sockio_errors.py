@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -275,7 +276,8 @@ _REFUSED: dict[str, tuple[Callable[[Any, Any], Any], str, str]] = {
     "recv flags < int": (lambda o, s: o.sock_recv(s, 1, -(2**31) - 1), "OverflowError",
                          "value too large to convert to int"),
     "recv flags > long": (lambda o, s: o.sock_recv(s, 1, 2**63), "OverflowError",
-                          "Python int too large to convert to C long"),
+                          "Python int too large to convert to C "
+                          + ("int" if sys.version_info >= (3, 13) else "long")),
     "send flags None": (lambda o, s: o.sock_send(s, b"", None), "TypeError",
                         "an integer is required"),
     "stream_recv size": (lambda o, s: o.stream_recv(s, -5), "ValueError",

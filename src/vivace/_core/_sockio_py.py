@@ -93,6 +93,15 @@ def _as_ssize_t(value: Any) -> int:
     return n
 
 
+# What Cython's C-int conversion says beyond a C long: its wording follows the CPython
+# API it calls, which changed in 3.13.
+_TOO_LARGE_FOR_C_LONG = (
+    "Python int too large to convert to C int"
+    if sys.version_info >= (3, 13)
+    else "Python int too large to convert to C long"
+)
+
+
 def _as_c_int(value: Any) -> int:
     # Cython converts a C int argument with the type's __int__ (not __index__).
     if not isinstance(value, int):
@@ -102,7 +111,7 @@ def _as_c_int(value: Any) -> int:
         value = to_int(value)
     n = int(value)
     if not -sys.maxsize - 1 <= n <= sys.maxsize:
-        raise OverflowError("Python int too large to convert to C long")
+        raise OverflowError(_TOO_LARGE_FOR_C_LONG)
     if not -(2**31) <= n < 2**31:
         raise OverflowError("value too large to convert to int")
     return n
