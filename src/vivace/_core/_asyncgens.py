@@ -20,6 +20,7 @@ import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from ._abort import Abort
 from ._ki import disable_ki_protection, enable_ki_protection
 from ._util import name_asyncgen
 
@@ -101,7 +102,6 @@ class AsyncGenerators:
 
     async def finalize_remaining(self, runner: Any) -> None:
         from ._impl import wait_task_rescheduled
-        from ._traps import Abort
 
         # Hold the survivors strongly from here on, so none is finalized by the GC while
         # we are closing its siblings.

@@ -33,6 +33,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from . import _impl
+from ._abort import Abort
 from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceError
 from ._ki import enable_ki_protection
 from ._run_context import GLOBAL_RUN_CONTEXT
@@ -229,8 +230,6 @@ async def _wait_fd(poller: Any, fd: int, owner: Any, task: Any, readable: bool) 
         remove = poller.remove_writer
 
     def abort(_: Any) -> Any:
-        from ._traps import Abort  # here: _traps imports _impl, which imports us
-
         remove(fd, task)
         return Abort.SUCCEEDED
 

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import outcome
 
+from ._abort import Abort
 from ._exceptions import BrokenResourceError, WouldBlock
 from ._kernel_py import RESUME_NONE, cancel_shielded_checkpoint, checkpoint, wait_task_rescheduled
 from ._ki import enable_ki_protection
@@ -52,16 +53,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 _Error = outcome.Error
-_ABORT: list[Any] = []  # [Abort.SUCCEEDED, Abort.FAILED], filled on first use
-
-
-def _abort_results() -> list[Any]:
-    # _traps imports the engine switch, which imports this module: import it late.
-    if not _ABORT:
-        from ._traps import Abort
-
-        _ABORT.extend((Abort.SUCCEEDED, Abort.FAILED))
-    return _ABORT
 
 
 def _current_task() -> Any:
@@ -107,9 +98,9 @@ class _Waiter:
     def abort(self, raise_cancel: Callable[[], Any]) -> Any:
         queue = self.queue
         if queue is None:
-            return _abort_results()[1]
+            return Abort.FAILED
         queue._remove(self)
-        return _abort_results()[0]
+        return Abort.SUCCEEDED
 
     def abandon(self) -> None:
         # The wait ended without the kernel (a successful abort already removed it):
@@ -474,7 +465,7 @@ __all__ = [
 
 
 def _abort_due_sleep(_: Any) -> Any:
-    return _abort_results()[0]
+    return Abort.SUCCEEDED
 
 
 async def park_until(deadline: float) -> None:
@@ -510,7 +501,7 @@ async def park_until(deadline: float) -> None:
             # discard, not remove: an enclosing scope whose deadline expired in the same
             # pass of the run loop aborts us after that pass already popped our entry.
             heap.discard(handle)
-            return _abort_results()[0]
+            return Abort.SUCCEEDED
 
         await wait_task_rescheduled(abort)
     # The deadline has passed (fired, or was due at once). In trio the sleep is a scope
