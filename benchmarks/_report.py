@@ -1,8 +1,8 @@
-"""Machine info, Markdown tables and matplotlib charts for ``run.py``.
+"""Machine info, the Markdown results and the terminal summary for ``run.py``.
 
 Design notes: pure functions of the result document that ``run.py`` also writes as
-JSON, so a table or chart can be regenerated from a saved latest.json
-(``_report.markdown(json.load(f))``). matplotlib is optional and imported lazily.
+JSON, so a table can be regenerated from a saved latest.json
+(``_report.markdown(json.load(f))``). The charts are in ``_chart.py``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def machine_info(probes: dict, load_before, load_after) -> dict:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "python_executable": sys.executable,
         "platform": platform.platform(),
+        "kernel": f"{platform.system()} {platform.release()}",
         "packages": packages,
         "loadavg_before": load_before,
         "loadavg_after": load_after,
@@ -79,6 +80,15 @@ def machine_line(doc: dict) -> str:
             text += " (not importable)"
         parts.append(text)
     return "Machine: " + " · ".join(parts)
+
+
+def machine_short(doc: dict) -> str:
+    """CPU, cores, Python and kernel in one short phrase (chart caption, summary)."""
+    m = doc["machine"]
+    # Results saved before "kernel" was recorded only have platform.platform().
+    kernel = m.get("kernel") or m.get("platform", "")
+    cores = m.get("usable_cpus") or m.get("logical_cpus")
+    return f"{m['cpu_model']}, {cores} cores, {m['python']}, {kernel}"
 
 
 def run_line(doc: dict) -> str:
@@ -467,111 +477,71 @@ def smoke_summary(cells) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------ charts
+# ------------------------------------------------------------------------ summary
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception as exc:  # ImportError, or a broken install
-        return None, f"chart skipped: matplotlib is not available ({exc})"
-    return plt, None
-
-
-def _ratio_ticks(ax) -> None:
-    from matplotlib.ticker import FuncFormatter
-
-    fmt = FuncFormatter(lambda y, _pos: f"{y:g}×")
-    ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(fmt)
-    ax.tick_params(axis="y", which="minor", labelsize=7)
+def best_peer(by_impl: dict) -> tuple[str, float] | None:
+    """(name, median ns/op) of the fastest non-vivace implementation that ran."""
+    peers = [(c["ns_per_op"]["median"], impl) for impl, c in by_impl.items()
+             if impl not in _common.SUBJECTS and c.get("status") == "ok"]
+    if not peers:
+        return None
+    median, impl = min(peers)
+    return impl, median
 
 
-def chart(doc: dict, path) -> str | None:
-    """Grouped bars of speedup ratios (log scale). Returns a note when skipped."""
-    plt, note = _pyplot()
-    if plt is None:
-        return note
-    ok = [c for c in doc["cells"] if c["status"] == "ok"]
-    have = {c["impl"] for c in ok}
-    subjects = [s for s in _common.SUBJECTS if s in have]
-    if subjects:
-        series = [(s, b) for s in subjects for b in _common.BASELINES if b in have]
-        title = "vivace speedup (baseline median ÷ vivace median; >1 = vivace faster)"
-    else:
-        ref = next((b for b in _common.BASELINES if b in have), None)
-        series = [(i, ref) for i in _common.IMPLS if i in have and i != ref] if ref else []
-        title = f"speedup vs {ref} (no vivace build measured)"
-    if not series:
-        return "chart skipped: no ratios to plot"
+def summary_table(doc: dict) -> str:
+    """The compact end-of-run table: one row per cell of the plan (one per workload
+    outside --scaling), median ns/op per implementation, and each vivace engine's
+    speed-up against the fastest other implementation of that row."""
+    impls = doc["config"]["impls"]
     plan = [tuple(x) for x in doc["config"]["plan"]]
-    ratio = {(c["workload"], c["n"], c["impl"]): c.get("ratios", {}) for c in ok}
+    by = {(c["workload"], c["n"]): {} for c in doc["cells"]}
+    for c in doc["cells"]:
+        by[(c["workload"], c["n"])][c["impl"]] = c
+    ran = {c["impl"] for c in doc["cells"] if c["status"] == "ok"}
+    tried = {c["impl"] for c in doc["cells"] if c["status"] != "n/a"}
+    subjects = [s for s in _common.SUBJECTS if s in tried]
+    has_peer = any(i in ran for i in impls if i not in _common.SUBJECTS)
+    ratio_cols = subjects if has_peer else []
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(plan) + 1) + 2.2, 4.8))
-    width = 0.8 / len(series)
-    every = []
-    for k, (subj, base) in enumerate(series):
-        xs, ys = [], []
-        for i, (w, n) in enumerate(plan):
-            r = ratio.get((w, n, subj), {}).get(base)
-            if r:
-                xs.append(i - 0.4 + width * (k + 0.5))
-                ys.append(r)
-        ax.bar(xs, ys, width, label=f"{subj} vs {base}")
-        for x, y in zip(xs, ys):
-            ax.annotate(f"{y:.2g}", (x, y), ha="center", va="bottom", fontsize=7)
-        every += ys
-    ax.set_yscale("log")
-    ax.set_ylim(min(every + [1.0]) / 1.4, max(every + [1.0]) * 1.6)
-    _ratio_ticks(ax)
-    ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(plan)))
-    ax.set_xticklabels([f"{w}\n{size_text(w, n)}"
-                        + ("\n(req/s)" if w in _common.SERVER_WORKLOADS else "")
-                        for w, n in plan], fontsize=8)
-    ax.set_xlim(-0.6, len(plan) - 0.4)
-    ax.set_ylabel("speedup (×, log scale)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.text(0.01, 0.01, machine_line(doc)[len("Machine: "):], fontsize=6)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return None
+    head = ["workload", "n", *impls, *(f"{s} vs best" for s in ratio_cols)]
+    rows = []
+    for w, n in plan:
+        cells = by.get((w, n), {})
+        axis = next((c.get("axis") for c in cells.values() if c.get("axis")), None)
+        row = [w, size_text(w, n, axis)]
+        for impl in impls:
+            c = cells.get(impl)
+            row.append("—" if c is None else fmt_ns(c["ns_per_op"]["median"])
+                       if c["status"] == "ok" else c["status"])
+        peer = best_peer(cells)
+        for subj in ratio_cols:
+            c = cells.get(subj)
+            if peer is None or c is None or c["status"] != "ok":
+                row.append("—")
+            else:
+                row.append(f"{fmt_ratio(peer[1] / c['ns_per_op']['median'])} {peer[0]}")
+        rows.append(row)
 
+    widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
 
-def scaling_chart(doc: dict, path) -> str | None:
-    plt, note = _pyplot()
-    if plt is None:
-        return note
-    workloads = [w for w in doc["config"]["workloads"]
-                 if any(c["workload"] == w and c["status"] == "ok" for c in doc["cells"])]
-    if not workloads:
-        return "chart skipped: nothing measured"
-    fig, axes = plt.subplots(1, len(workloads), figsize=(4.5 * len(workloads), 4.2),
-                             squeeze=False)
-    for ax, w in zip(axes[0], workloads):
-        for impl in doc["config"]["impls"]:
-            pts = sorted((c["n"], c["ns_per_op"]["median"]) for c in doc["cells"]
-                         if c["workload"] == w and c["impl"] == impl
-                         and c["status"] == "ok")
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=impl)
-        mine = [c for c in doc["cells"] if c["workload"] == w]
-        axis = next((c.get("axis") for c in mine if c.get("axis")), None)
-        metric = next((c["metric"] for c in mine if c.get("metric")), "wall")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("open connections" if axis == "connections" else "n")
-        ax.set_ylabel("server CPU ns/request" if axis == "connections" else
-                      "CPU ns/op" if metric == "cpu" else "ns/op")
-        ax.set_title(w)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return None
+    def line(cols: list[str]) -> str:
+        out = [cols[0].ljust(widths[0])]
+        out += [c.rjust(wd) for c, wd in zip(cols[1:], widths[1:])]
+        return "  ".join(out).rstrip()
+
+    runs = doc["config"]["runs"]
+    metric = ("CPU ns" if doc["config"].get("cpu_time") else "ns")
+    lines = [f"Summary: median {metric} per operation over {runs} run(s) per cell "
+             "(lower is better)"]
+    if ratio_cols:
+        lines.append("\"vs best\" = the fastest of the others ÷ vivace, named after it "
+                     "(above 1× vivace is faster)")
+    lines += ["", line(head), line(["-" * wd for wd in widths]), *map(line, rows), ""]
+    served = [w for w in _common.SERVER_WORKLOADS if any(p[0] == w for p in plan)]
+    if served and not doc["config"].get("cpu_time"):
+        lines.append(f"ns per request for {' and '.join(served)} (1e9 ÷ req/s); their "
+                     "req/s and server CPU are in the full results")
+    lines.append(f"{machine_short(doc)} · {doc['duration_s']:.0f} s")
+    return "\n".join(lines)

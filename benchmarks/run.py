@@ -18,7 +18,9 @@ per request, measured by a separate load-generating process. An implementation t
 cannot be imported is shown as "n/a"; a cell that fails is shown as "error" and the run
 goes on.
 
-Outputs (in --out, default benchmarks/results/): latest.json, latest.md, latest.png, or
+Prints a line per worker run with the elapsed time and an estimate of what is left (a
+redrawn status line on a terminal) and ends with a compact summary, one row per
+workload. Outputs (in --out, default benchmarks/results/): latest.json, latest.md, latest.png, or
 scaling.json, scaling.md, scaling.png with --scaling. --smoke writes nothing unless --out
 is given. Exit status: 0 when every importable implementation passed every cell, 1
 otherwise (results are written either way), 2 for bad arguments.
@@ -42,7 +44,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import _chart  # noqa: E402
 import _common  # noqa: E402
+import _progress  # noqa: E402
 import _report  # noqa: E402
 
 WORKER = HERE / "_worker.py"
@@ -162,27 +166,29 @@ def spread(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def run_cells(plan, available, runs, timeout, rng, log, args) -> list[dict]:
+def run_cells(plan, available, runs, timeout, rng, progress, args) -> list[dict]:
     cpu_time = args.cpu_time
     axis = _common.SCALING_AXIS if args.scaling else {}
+    log = progress.log
     cells = []
     for workload, n in plan:
         records = {impl: [] for impl in available}
         errors = {}
+        label = _common.size_label(workload, n, axis.get(workload))
         for r in range(runs):
             order = list(available)
             rng.shuffle(order)
             for impl in order:
                 if impl in errors:  # a broken cell stays broken; don't pay for it again
                     continue
+                progress.step(f"{workload} {label} × {impl}: run {r + 1}/{runs}")
                 rec = call_worker(["--impl", impl, *cell_args(workload, n, args)], timeout)
                 if rec.get("ok"):
                     records[impl].append(rec)
                 else:
                     errors[impl] = rec
-                    log(f"  ! {impl} {workload} "
-                        f"{_common.size_label(workload, n, axis.get(workload))}: "
-                        f"{rec.get('error')}")
+                    progress.skip(runs - r - 1)
+                    log(f"  ! {impl} {workload} {label}: {rec.get('error')}")
                     detail = rec.get("traceback") or rec.get("stderr")
                     if detail:
                         tail = detail.strip().splitlines()[-6:]
@@ -195,7 +201,9 @@ def run_cells(plan, available, runs, timeout, rng, log, args) -> list[dict]:
                 cell["axis"] = axis[workload]
             cells.append(cell)
         add_ratios([c for c in cells if c["workload"] == workload and c["n"] == n])
-        log(_report.progress_line(workload, n, cells))
+        log(f"  = {_report.progress_line(workload, n, cells)} "
+            f"[{_progress.fmt_duration(progress.elapsed())}]")
+    progress.close()
     return cells
 
 
@@ -213,6 +221,9 @@ def summarize(workload, n, impl, recs, error, metric) -> dict:
         status="ok",
         runs=len(recs),
         ns_per_op=spread([r[f"{metric}_ns_per_op"] for r in recs]),
+        # In round order, one per round (a failing cell is not "ok"), so that the chart
+        # can pair each run with the baseline's run of the same round.
+        ns_per_op_runs=[r[f"{metric}_ns_per_op"] for r in recs],
         wall_ns_per_op=spread([r["wall_ns_per_op"] for r in recs]),
         cpu_ns_per_op=spread([r["cpu_ns_per_op"] for r in recs]),
         elapsed_s=spread([r["elapsed_s"] for r in recs]),
@@ -335,6 +346,8 @@ def main(argv=None) -> int:
 
     started = time.time()
     load_before = _report.loadavg()
+    log(f"checking {len(impls)} implementation(s) ({', '.join(impls)}), each imported "
+        "in a fresh process …")
     probes = probe(impls, min(args.timeout, 120.0))
     available = [i for i in impls if probes[i]["available"]]
     unavailable = [i for i in impls if not probes[i]["available"]]
@@ -346,14 +359,18 @@ def main(argv=None) -> int:
 
     plan = build_plan(args, workloads)
     kind = "smoke" if args.smoke else "scaling" if args.scaling else "suite"
-    log(f"{kind}: {len(plan)} cell(s) x {len(available)} impl(s) x {runs} run(s); "
-        f"python {sys.executable}")
+    steps = len(plan) * len(available) * runs
+    log(f"{kind}: {len(plan)} cell(s) x {len(available)} impl(s) x {runs} run(s) = "
+        f"{steps} worker runs, each a fresh process; python {sys.executable} "
+        f"[{_progress.fmt_duration(time.time() - started)}]")
     if "http" in workloads and not args.scaling:
         tool = "wrk" if args.http_client == "auto" and shutil.which("wrk") else (
             "python" if args.http_client == "auto" else args.http_client)
         log(f"http load generator: {tool}"
             + (" (wrk is not installed: apt-get install wrk)" if tool == "python" else ""))
-    cells = run_cells(plan, available, runs, args.timeout, rng, log, args) + \
+    # The progress clock starts with the probes, so "elapsed" is the whole run's.
+    progress = _progress.Progress(steps, clock=lambda: time.time() - started)
+    cells = run_cells(plan, available, runs, args.timeout, rng, progress, args) + \
         na_cells(plan, unavailable, args)
     order = {impl: i for i, impl in enumerate(_common.IMPLS)}
     cells.sort(key=lambda c: (_common.WORKLOADS.index(c["workload"]), c["n"],
@@ -362,7 +379,7 @@ def main(argv=None) -> int:
     doc = {
         "schema": 1,
         "kind": kind,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "duration_s": round(time.time() - started, 1),
         "machine": _report.machine_info(probes, load_before, _report.loadavg()),
         "config": {"argv": sys.argv[1:] if argv is None else list(argv), "runs": runs,
@@ -388,15 +405,16 @@ def main(argv=None) -> int:
         written = [out / f"{stem}.json", out / f"{stem}.md"]
         if not args.no_chart and not args.smoke:
             png = out / f"{stem}.png"
-            draw = _report.scaling_chart if args.scaling else _report.chart
+            draw = _chart.scaling_chart if args.scaling else _chart.chart
             note = draw(doc, png)
             if note:
                 log(note)
             else:
                 written.append(png)
         log("")
-        log(md)
-        log("wrote " + ", ".join(str(p) for p in written))
+        # The terminal gets the compact table; the full detail is in the files.
+        log(_report.smoke_summary(cells) if args.smoke else _report.summary_table(doc))
+        log("full results: " + ", ".join(str(p) for p in written))
 
     log(f"done in {time.time() - started:.0f}s")
     if failed:
