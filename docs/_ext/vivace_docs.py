@@ -3,6 +3,9 @@
 - ``vivace-socket-constants``: documents every constant ``vivace.socket`` re-exports.
   They come from the running Python's ``socket`` module, so the list differs between
   platforms and Python versions; writing them out by hand would rot.
+- Classes users never instantiate (``NoPublicConstructor``, and protocols such as
+  ``TaskStatus``) are shown without the meaningless ``(*args, **kwargs)`` signature,
+  with a line saying where instances come from.
 - A ``missing-reference`` hook that resolves a bare or privately qualified class name in
   a signature (``Clock``, ``vivace._core._run.Task``) to the public name documented in
   one of the reference pages, so annotations link where a reader can look them up.
@@ -65,6 +68,33 @@ class SocketConstants(SphinxDirective):
         return list(container.children)
 
 
+def _not_constructible(obj: object) -> bool:
+    from vivace._core._util import NoPublicConstructor
+
+    return isinstance(obj, NoPublicConstructor) or bool(getattr(obj, "_is_protocol", False))
+
+
+def hide_constructor_signature(
+    app: Sphinx,
+    what: str,
+    name: str,
+    obj: object,
+    options: object,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str, str | None] | None:
+    if what in ("class", "exception") and _not_constructible(obj):
+        return "", return_annotation
+    return None
+
+
+def note_no_constructor(
+    app: Sphinx, what: str, name: str, obj: object, options: object, lines: list[str]
+) -> None:
+    if what in ("class", "exception") and _not_constructible(obj):
+        lines += ["", "*vivace creates instances of this class; user code does not.*"]
+
+
 def resolve_public_name(
     app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
 ) -> nodes.reference | None:
@@ -89,4 +119,6 @@ def resolve_public_name(
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("vivace-socket-constants", SocketConstants)
     app.connect("missing-reference", resolve_public_name)
+    app.connect("autodoc-process-signature", hide_constructor_signature)
+    app.connect("autodoc-process-docstring", note_no_constructor)
     return {"parallel_read_safe": True, "parallel_write_safe": True, "version": "1"}
