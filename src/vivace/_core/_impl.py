@@ -2,7 +2,8 @@
 
 * ``VIVACE_NO_EXTENSIONS=1``      -> the pure-Python reference engine.
 * default                          -> the compiled engine if it was built, else the
-                                      reference (silently: pure-Python installs work).
+                                      reference, with one RuntimeWarning that says so
+                                      (an install without a C compiler is pure Python).
 * ``VIVACE_REQUIRE_EXTENSIONS=1`` -> a missing or broken compiled engine is an
                                       ImportError instead of a fallback.
 
@@ -129,6 +130,21 @@ if _use_reference:
         _names.update(_bind_twin(reference, reference))
     ENGINE = "reference"
 globals().update(_names)
+
+if IMPORT_ERROR is not None:
+    # Not silent: a user who expected the compiled engine would otherwise only see
+    # everything run slower. Asking for the reference engine is the way to silence it.
+    import warnings
+
+    warnings.warn(
+        "vivace is running on its pure-Python reference engine, because the compiled "
+        f"engine could not be imported ({IMPORT_ERROR}). Everything works, only slower. "
+        "Set VIVACE_NO_EXTENSIONS=1 to choose the reference engine and silence this "
+        "warning; to get the compiled engine, reinstall vivace with a C compiler "
+        "available, or from a binary wheel.",
+        RuntimeWarning,
+        stacklevel=1,
+    )
 
 
 def debug_counters() -> dict[str, int] | None:
