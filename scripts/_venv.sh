@@ -10,11 +10,16 @@
 #   VIVACE_PYTHON   interpreter to create .venv with (default: first python3,
 #                   python3.11 ... python3.14 on PATH that is >= 3.11)
 #   VIVACE_DEBUG=1  build the extensions with VV_DEBUG (a switch forces a rebuild)
+#   VIVACE_VENV     the venv's directory (default .venv; relative to the repository
+#                   root): one per interpreter, e.g. .venv-3.12, so the suite can run on
+#                   several Pythons from one work tree (their extensions sit side by
+#                   side in src/, each named for its own ABI)
 #
 # Written for bash 3.2 too (macOS): no associative arrays, no empty "${a[@]}".
 
 VV_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VV_VENV="$VV_ROOT/.venv"
+VV_VENV="${VIVACE_VENV:-.venv}"
+case "$VV_VENV" in /*) ;; *) VV_VENV="$VV_ROOT/$VV_VENV" ;; esac
 
 vv_log() { printf '%s\n' "[vivace] $*" >&2; }
 vv_die() { printf '%s\n' "[vivace] error: $*" >&2; exit 1; }
@@ -56,7 +61,7 @@ vv_find_python() {
 vv_create_venv() {
     local py
     py="$(vv_find_python)" || exit 1
-    vv_log "creating .venv with $py ($("$py" --version 2>&1))"
+    vv_log "creating ${VV_VENV#"$VV_ROOT"/} with $py ($("$py" --version 2>&1))"
     rm -rf "$VV_VENV"
     "$py" -m venv "$VV_VENV" || vv_die "'$py -m venv' failed (on Debian: apt-get install python3-venv)"
 }
@@ -99,7 +104,7 @@ vv_setup_venv() {  # $1: extras, e.g. "test" or "test,bench"
     if [ -e "$VV_VENV" ]; then
         VV_PY="$(vv_venv_python)" || VV_PY=""
         if [ -z "$VV_PY" ] || ! vv_python_ok "$VV_PY"; then
-            vv_log ".venv is broken or older than Python 3.11; recreating it"
+            vv_log "${VV_VENV#"$VV_ROOT"/} is broken or older than Python 3.11; recreating it"
             vv_create_venv
         fi
     else
@@ -117,10 +122,10 @@ vv_setup_venv() {  # $1: extras, e.g. "test" or "test,bench"
     fingerprint="$(vv_install_fingerprint "$extras")"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$fingerprint" ] \
         || ! "$VV_PY" -c 'import importlib.metadata as m; m.version("vivace")' >/dev/null 2>&1; then
-        vv_log "installing build requirements and -e .[$extras] into .venv"
+        vv_log "installing build requirements and -e .[$extras] into ${VV_VENV#"$VV_ROOT"/} (this also compiles the engine: a few minutes on a first run)"
         # Build in the venv itself (no isolation) so that the explicit in-place
         # rebuild below uses the very same setuptools and Cython.
-        "$VV_PY" -m pip install -q "setuptools>=68" wheel "Cython>=3.0" \
+        "$VV_PY" -m pip install -q "setuptools>=77" wheel "Cython>=3.0" \
             || vv_die "could not install the build requirements"
         (cd "$VV_ROOT" && "$VV_PY" -m pip install -q --no-build-isolation -e ".[$extras]") \
             || vv_die "pip install -e .[$extras] failed"
@@ -136,6 +141,7 @@ vv_setup_venv() {  # $1: extras, e.g. "test" or "test,bench"
     if [ ! -f "$mode_file" ] || [ "$(cat "$mode_file")" != "$mode" ]; then
         force="--force"
     fi
+    vv_log "compiling the engine's extensions in place (changed sources only)"
     (cd "$VV_ROOT" && "$VV_PY" setup.py -q build_ext --inplace --parallel 2 $force) \
         || vv_die "building the compiled engine failed (python setup.py build_ext --inplace)"
     printf '%s\n' "$mode" >"$mode_file"

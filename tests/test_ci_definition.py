@@ -16,7 +16,7 @@ WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 CI_RUN = ROOT / ".ci" / "run"
 
 # Steps that use the project's .venv as it is: a job must create it first.
-NEEDS_VENV = {"memcheck", "soak", "lint", "conformance", "anyio"}
+NEEDS_VENV = {"pythons", "memcheck", "soak", "lint", "typing", "package", "conformance", "anyio"}
 
 
 def _read(path: pathlib.Path) -> str:

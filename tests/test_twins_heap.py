@@ -86,6 +86,10 @@ class Real:
     def __float__(self) -> float:
         return self.value
 
+    def __repr__(self) -> str:
+        # Test ids come from repr; pytest-xdist needs them the same in every worker.
+        return f"Real({self.value!r})"
+
 
 numbers.Real.register(Real)
 
