@@ -157,6 +157,11 @@ class MemorySendChannel(
 
     __slots__ = ()
 
+    if TYPE_CHECKING:
+        # The engine's methods take any object; type checkers see the channel's type.
+        def send_nowait(self, value: SendType) -> None: ...
+        async def send(self, value: SendType) -> None: ...
+
     def __repr__(self) -> str:
         return f"<send channel at {id(self):#x}, using buffer at {id(self._state):#x}>"
 
@@ -195,6 +200,12 @@ class MemoryReceiveChannel(
     """
 
     __slots__ = ()
+
+    if TYPE_CHECKING:
+        # The engine's methods return any object; type checkers see the channel's type.
+        def receive_nowait(self) -> ReceiveType: ...
+        async def receive(self) -> ReceiveType: ...
+        async def __anext__(self) -> ReceiveType: ...
 
     def __repr__(self) -> str:
         return f"<receive channel at {id(self):#x}, using buffer at {id(self._state):#x}>"

@@ -377,7 +377,7 @@ class DTLSEndpoint:
             raise ValueError("DTLS requires a SOCK_DGRAM socket")
         self.socket = socket
         self.incoming_packets_buffer = incoming_packets_buffer
-        self.packets_dropped = 0
+        self.packets_dropped: int = 0
         self._streams: weakref.WeakValueDictionary[Any, DTLSChannel] = weakref.WeakValueDictionary()
         self._listening_context: SSL.Context | None = None
         self._new_channels: Any = None

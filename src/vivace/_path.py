@@ -13,18 +13,31 @@ is collected into a list inside the thread, so no blocking iteration escapes it)
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
+import sys
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, ClassVar, overload
 
 from ._core import final
 from ._file_io import AsyncIOWrapper, wrap_file
 from ._threads import to_thread_run_sync
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Self
+    from collections.abc import Callable, Iterable
+    from typing import Literal, Self
+
+    from _typeshed import (
+        OpenBinaryMode,
+        OpenBinaryModeReading,
+        OpenBinaryModeUpdating,
+        OpenBinaryModeWriting,
+        OpenTextMode,
+        ReadableBuffer,
+        StrOrBytesPath,
+        StrPath,
+    )
 
 __all__ = ["Path", "PosixPath", "WindowsPath"]
 
@@ -91,6 +104,70 @@ class Path(pathlib.PurePath):
         """Like :meth:`pathlib.Path.home`, run in a worker thread."""
         return cls(await to_thread_run_sync(pathlib.Path.home))
 
+    # As with open_file, the overloads follow the stdlib's: the mode decides the file type.
+    @overload
+    async def open(
+        self,
+        mode: OpenTextMode = "r",
+        buffering: int = -1,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> AsyncIOWrapper[io.TextIOWrapper]: ...
+    @overload
+    async def open(
+        self,
+        mode: OpenBinaryMode,
+        buffering: Literal[0],
+        encoding: None = None,
+        errors: None = None,
+        newline: None = None,
+    ) -> AsyncIOWrapper[io.FileIO]: ...
+    @overload
+    async def open(
+        self,
+        mode: OpenBinaryModeUpdating,
+        buffering: Literal[-1, 1] = -1,
+        encoding: None = None,
+        errors: None = None,
+        newline: None = None,
+    ) -> AsyncIOWrapper[io.BufferedRandom]: ...
+    @overload
+    async def open(
+        self,
+        mode: OpenBinaryModeWriting,
+        buffering: Literal[-1, 1] = -1,
+        encoding: None = None,
+        errors: None = None,
+        newline: None = None,
+    ) -> AsyncIOWrapper[io.BufferedWriter]: ...
+    @overload
+    async def open(
+        self,
+        mode: OpenBinaryModeReading,
+        buffering: Literal[-1, 1] = -1,
+        encoding: None = None,
+        errors: None = None,
+        newline: None = None,
+    ) -> AsyncIOWrapper[io.BufferedReader]: ...
+    @overload
+    async def open(
+        self,
+        mode: OpenBinaryMode,
+        buffering: int = -1,
+        encoding: None = None,
+        errors: None = None,
+        newline: None = None,
+    ) -> AsyncIOWrapper[BinaryIO]: ...
+    @overload
+    async def open(
+        self,
+        mode: str,
+        buffering: int = -1,
+        encoding: str | None = None,
+        errors: str | None = None,
+        newline: str | None = None,
+    ) -> AsyncIOWrapper[IO[Any]]: ...
     async def open(self, *args: Any, **kwargs: Any) -> AsyncIOWrapper[Any]:
         """Like :meth:`pathlib.Path.open`, run in a worker thread; returns an async
         file object."""
@@ -98,8 +175,79 @@ class Path(pathlib.PurePath):
         return wrap_file(await to_thread_run_sync(opener))
 
     if TYPE_CHECKING:
-        # The generated filesystem methods (see module notes).
-        def __getattr__(self, name: str) -> Any: ...
+        # The generated filesystem methods (see module notes), as type checkers should
+        # see them: pathlib.Path's signatures for this Python, as coroutine functions.
+        # (The many-path ones return lists, declared Iterable as trio declares them.)
+        if sys.version_info >= (3, 12):
+            async def exists(self, *, follow_symlinks: bool = True) -> bool: ...
+            async def is_junction(self) -> bool: ...
+            async def glob(
+                self, pattern: str, *, case_sensitive: bool | None = None
+            ) -> Iterable[Self]: ...
+            async def rglob(
+                self, pattern: str, *, case_sensitive: bool | None = None
+            ) -> Iterable[Self]: ...
+        else:
+            async def exists(self) -> bool: ...
+            async def glob(self, pattern: str) -> Iterable[Self]: ...
+            async def rglob(self, pattern: str) -> Iterable[Self]: ...
+            async def link_to(self, target: StrOrBytesPath) -> None: ...
+        if sys.version_info >= (3, 13):
+            async def is_dir(self, *, follow_symlinks: bool = True) -> bool: ...
+            async def is_file(self, *, follow_symlinks: bool = True) -> bool: ...
+            async def owner(self, *, follow_symlinks: bool = True) -> str: ...
+            async def group(self, *, follow_symlinks: bool = True) -> str: ...
+            async def read_text(
+                self,
+                encoding: str | None = None,
+                errors: str | None = None,
+                newline: str | None = None,
+            ) -> str: ...
+        else:
+            async def is_dir(self) -> bool: ...
+            async def is_file(self) -> bool: ...
+            async def owner(self) -> str: ...
+            async def group(self) -> str: ...
+            async def read_text(
+                self, encoding: str | None = None, errors: str | None = None
+            ) -> str: ...
+        async def stat(self, *, follow_symlinks: bool = True) -> os.stat_result: ...
+        async def lstat(self) -> os.stat_result: ...
+        async def chmod(self, mode: int, *, follow_symlinks: bool = True) -> None: ...
+        async def lchmod(self, mode: int) -> None: ...
+        async def is_symlink(self) -> bool: ...
+        async def is_socket(self) -> bool: ...
+        async def is_fifo(self) -> bool: ...
+        async def is_block_device(self) -> bool: ...
+        async def is_char_device(self) -> bool: ...
+        async def is_mount(self) -> bool: ...
+        async def samefile(self, other_path: StrPath) -> bool: ...
+        async def mkdir(
+            self, mode: int = 0o777, parents: bool = False, exist_ok: bool = False
+        ) -> None: ...
+        async def rmdir(self) -> None: ...
+        async def touch(self, mode: int = 0o666, exist_ok: bool = True) -> None: ...
+        async def unlink(self, missing_ok: bool = False) -> None: ...
+        async def symlink_to(
+            self, target: StrOrBytesPath, target_is_directory: bool = False
+        ) -> None: ...
+        async def hardlink_to(self, target: StrOrBytesPath) -> None: ...
+        async def read_bytes(self) -> bytes: ...
+        async def write_bytes(self, data: ReadableBuffer) -> int: ...
+        async def write_text(
+            self,
+            data: str,
+            encoding: str | None = None,
+            errors: str | None = None,
+            newline: str | None = None,
+        ) -> int: ...
+        async def readlink(self) -> Self: ...
+        async def rename(self, target: StrPath) -> Self: ...
+        async def replace(self, target: StrPath) -> Self: ...
+        async def resolve(self, strict: bool = False) -> Self: ...
+        async def absolute(self) -> Self: ...
+        async def expanduser(self) -> Self: ...
+        async def iterdir(self) -> Iterable[Self]: ...
 
 
 for _names, _convert in ((_GIVES_VALUE, None), (_GIVES_PATH, _one_path), (_GIVES_PATHS, _many_paths)):

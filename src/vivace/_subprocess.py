@@ -66,8 +66,10 @@ class Process(metaclass=NoPublicConstructor):
         pipes: tuple[SendStream | None, ReceiveStream | None, ReceiveStream | None],
     ) -> None:
         self._proc = child
-        to_child, from_child, self.stderr = pipes
-        self.stdin, self.stdout = to_child, from_child
+        to_child, from_child, stderr = pipes
+        self.stdin: SendStream | None = to_child
+        self.stdout: ReceiveStream | None = from_child
+        self.stderr: ReceiveStream | None = stderr
         self.stdio: StapledStream[SendStream, ReceiveStream] | None = (
             StapledStream(to_child, from_child)
             if to_child is not None and from_child is not None

@@ -19,23 +19,24 @@ globals().update(
 )
 
 if _t.TYPE_CHECKING:
-    # The constants above are computed at runtime; to a type checker they are ints.
-    def __getattr__(name: str) -> int: ...
+    # The constants above are computed at run time; type checkers read them, with the
+    # stdlib's own types, from the list spelled out for them.
+    from ._socket_constants import *  # noqa: F403
 
 
 # Synchronous stdlib helpers need no wrapping: these are the stdlib's own objects.
-gaierror = _stdlib_socket.gaierror
-herror = _stdlib_socket.herror
-gethostname = _stdlib_socket.gethostname
-# byte-order conversions
-htonl = _stdlib_socket.htonl
-htons = _stdlib_socket.htons
-ntohs = _stdlib_socket.ntohs
-# textual <-> packed addresses
-inet_aton = _stdlib_socket.inet_aton
-inet_ntoa = _stdlib_socket.inet_ntoa
-inet_pton = _stdlib_socket.inet_pton
-inet_ntop = _stdlib_socket.inet_ntop
+from socket import (  # noqa: E402
+    gaierror as gaierror,
+    gethostname as gethostname,
+    herror as herror,
+    htonl as htonl,
+    htons as htons,
+    inet_aton as inet_aton,
+    inet_ntoa as inet_ntoa,
+    inet_ntop as inet_ntop,
+    inet_pton as inet_pton,
+    ntohs as ntohs,
+)
 
 # Socket objects and their constructors.
 from ._socket import (  # noqa: E402
@@ -55,14 +56,16 @@ from ._socket_resolve import (  # noqa: E402
     set_custom_socket_factory as set_custom_socket_factory,
 )
 
-with _suppress(ImportError):
-    from ._socket import fromshare as fromshare  # type: ignore[attr-defined,unused-ignore]
+if _sys.platform == "win32" or not _t.TYPE_CHECKING:  # Windows-only, to type checkers too
+    with _suppress(ImportError):
+        from ._socket import fromshare as fromshare  # type: ignore[attr-defined,unused-ignore]
 with _suppress(ImportError):
     from socket import if_indextoname as if_indextoname, if_nametoindex as if_nametoindex
 with _suppress(ImportError):
     from socket import if_nameindex as if_nameindex
-with _suppress(ImportError):
-    from socket import sethostname as sethostname  # type: ignore[attr-defined,unused-ignore]
+if _sys.platform != "win32" or not _t.TYPE_CHECKING:  # Unix-only, to type checkers too
+    with _suppress(ImportError):
+        from socket import sethostname as sethostname
 
 if not _t.TYPE_CHECKING and "IP_BIND_ADDRESS_NO_PORT" not in globals() and _sys.platform == "linux":
     IP_BIND_ADDRESS_NO_PORT = 24

@@ -32,9 +32,9 @@ class EntryQueue:
     def __init__(self) -> None:
         self.queue: deque[Job] = deque()
         self.idempotent_queue: dict[Job, None] = {}
-        self.wakeup = WakeupSocketpair()
-        self.done = False
-        self.lock = threading.RLock()
+        self.wakeup: WakeupSocketpair = WakeupSocketpair()
+        self.done: bool = False
+        self.lock: threading.RLock = threading.RLock()
 
     async def task(self) -> None:
         from ._run import checkpoint, current_task, spawn_system_task

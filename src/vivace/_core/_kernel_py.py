@@ -83,7 +83,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable, Coroutine, Generator
 
     from ._tree_contract import CancelStatusFields, NurseryFields, TaskFields
 
@@ -274,8 +274,8 @@ class TaskBase:
         # A shared empty stand-in until the task opens a nursery (no list per spawn).
         self._child_nurseries: list[Any] = NO_CHILD_NURSERIES
         self._eventual_parent_nursery: Any = None
-        self.coro = coro
-        self.context = context
+        self.coro: Coroutine[Any, outcome.Outcome[object], Any] = coro
+        self.context: contextvars.Context = context
         self._runner = runner
         self._counter = counter
         self._ki_protected = ki_protected

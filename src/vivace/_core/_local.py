@@ -30,8 +30,8 @@ class RunVarToken(Generic[T], metaclass=NoPublicConstructor):
 
     def __init__(self, var: RunVar[T], previous_value: Any = _NoValue) -> None:
         self._var = var
-        self.previous_value = previous_value
-        self.redeemed = False
+        self.previous_value: Any = previous_value
+        self.redeemed: bool = False
 
 
 @final

@@ -32,6 +32,7 @@ from ._util import NoPublicConstructor, final
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from contextlib import AbstractAsyncContextManager
     from types import TracebackType
 
 StatusT = TypeVar("StatusT")
@@ -125,7 +126,7 @@ class NurseryManager:
     __slots__ = ("_nursery", "_scope", "strict_exception_groups")
 
     def __init__(self, strict_exception_groups: bool) -> None:
-        self.strict_exception_groups = strict_exception_groups
+        self.strict_exception_groups: bool = strict_exception_groups
 
     async def __aenter__(self) -> Nursery:
         from ._run import current_task
@@ -159,7 +160,11 @@ class NurseryManager:
         raise AssertionError("never called")
 
 
-def open_nursery(strict_exception_groups: bool | None = None) -> NurseryManager:
+# Declared as the abstract manager, as trio declares it: type checkers then take the
+# code after ``async with open_nursery()`` as reached only when the body completed.
+def open_nursery(
+    strict_exception_groups: bool | None = None,
+) -> AbstractAsyncContextManager[Nursery]:
     """Return an async context manager that opens a ``Nursery``.
 
     Entering does not block; exiting waits for every child. If no child is running at

@@ -76,6 +76,12 @@ class ParkingLot(LotBase):
 
     __slots__ = ()
 
+    if TYPE_CHECKING:
+        # The engine's methods, with the task type they hand out spelled out.
+        def unpark(self, *, count: int | float = 1) -> list[Task]: ...
+        def unpark_all(self) -> list[Task]: ...
+        def break_lot(self, task: Task | None = None) -> None: ...
+
     def statistics(self) -> ParkingLotStatistics:
         """Debugging information: ``tasks_waiting``."""
         return ParkingLotStatistics(tasks_waiting=len(self))

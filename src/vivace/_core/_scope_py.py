@@ -141,7 +141,7 @@ class CancelScopeBase:
         self._cancel_reason: Any = None
         self._heap_handle: int | None = None
         self._runner: Any = None
-        self.cancelled_caught = False
+        self.cancelled_caught: bool = False
 
     def __enter__(self) -> Self:
         runner: Any = getattr(GLOBAL_RUN_CONTEXT, "runner", None)

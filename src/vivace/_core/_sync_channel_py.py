@@ -55,11 +55,11 @@ class ChannelState:
     )
 
     def __init__(self, max_buffer_size: int | float) -> None:
-        self.max_buffer_size = max_buffer_size
+        self.max_buffer_size: int | float = max_buffer_size
         self._data: deque[Any] = deque()
-        self.open_send_channels = 0
-        self.open_receive_channels = 0
-        self.peak_buffer_used = 0
+        self.open_send_channels: int = 0
+        self.open_receive_channels: int = 0
+        self.peak_buffer_used: int = 0
         self._senders = _WaitQueue()
         self._receivers = _WaitQueue()
 

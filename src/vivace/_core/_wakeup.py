@@ -39,7 +39,9 @@ class WakeupSocketpair:
     __slots__ = ("_closed", "old_wakeup_fd", "wakeup_sock", "write_sock")
 
     def __init__(self) -> None:
-        self.wakeup_sock, self.write_sock = socket.socketpair()
+        pair = socket.socketpair()
+        self.wakeup_sock: socket.socket = pair[0]
+        self.write_sock: socket.socket = pair[1]
         try:
             self.wakeup_sock.setblocking(False)
             self.write_sock.setblocking(False)

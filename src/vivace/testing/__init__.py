@@ -1,32 +1,34 @@
 """Test helpers (trio.testing's names)."""
 
-from .._core import MockClock, wait_all_tasks_blocked
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+from .._core import MockClock as MockClock, wait_all_tasks_blocked as wait_all_tasks_blocked
 from .._threads import (
-    active_thread_count,
-    wait_all_threads_completed,
+    active_thread_count as active_thread_count,
+    wait_all_threads_completed as wait_all_threads_completed,
 )
 from .._util import fixup_module_metadata as _fixup
 from ._check_streams import (
-    check_half_closeable_stream,
-    check_one_way_stream,
-    check_two_way_stream,
+    check_half_closeable_stream as check_half_closeable_stream,
+    check_one_way_stream as check_one_way_stream,
+    check_two_way_stream as check_two_way_stream,
 )
 from ._checkpoints import (
-    assert_checkpoints,
-    assert_no_checkpoints,
+    assert_checkpoints as assert_checkpoints,
+    assert_no_checkpoints as assert_no_checkpoints,
 )
 from ._memory_streams import (
-    MemoryReceiveStream,
-    MemorySendStream,
-    lockstep_stream_one_way_pair,
-    lockstep_stream_pair,
-    memory_stream_one_way_pair,
-    memory_stream_pair,
-    memory_stream_pump,
+    MemoryReceiveStream as MemoryReceiveStream,
+    MemorySendStream as MemorySendStream,
+    lockstep_stream_one_way_pair as lockstep_stream_one_way_pair,
+    lockstep_stream_pair as lockstep_stream_pair,
+    memory_stream_one_way_pair as memory_stream_one_way_pair,
+    memory_stream_pair as memory_stream_pair,
+    memory_stream_pump as memory_stream_pump,
 )
-from ._network import open_stream_to_socket_listener
-from ._sequencer import Sequencer
-from ._trio_test import trio_test
+from ._network import open_stream_to_socket_listener as open_stream_to_socket_listener
+from ._sequencer import Sequencer as Sequencer
+from ._trio_test import trio_test as trio_test
 
 _fixup(__name__, globals())
 del _fixup
@@ -37,7 +39,7 @@ del _fixup
 _DEPRECATED_FOR_PYTEST = {"RaisesGroup": "RaisesGroup", "Matcher": "RaisesExc"}
 
 
-def __getattr__(name: str) -> object:
+def _deprecated_attribute(name: str) -> object:
     replacement = _DEPRECATED_FOR_PYTEST.get(name)
     if replacement is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -55,3 +57,9 @@ def __getattr__(name: str) -> object:
         f"{__name__}.{name}", "0.33.0", issue=3326, instead=f"pytest.{replacement}"
     )
     return getattr(pytest, replacement)
+
+
+if not _TYPE_CHECKING:
+    # Hidden from type checkers, as trio's deprecated names are: a module __getattr__
+    # they could see would make every misspelt ``testing.X`` type-check as ``object``.
+    __getattr__ = _deprecated_attribute
