@@ -24,17 +24,23 @@ from ._core._impl import ENGINE
 from ._install import install
 from ._version import __version__
 
-try:
-    install()
-except RuntimeError as exc:
-    import pytest
 
-    raise pytest.UsageError(
-        f"{exc}\nWith pytest: a plugin that imports trio was loaded before "
-        "vivace.install_plugin. pytest reads the configuration's addopts before the "
-        "command line, so put '-p vivace.install_plugin' first in addopts (before "
-        "'-p anyio' or '-p trio'), or start pytest as 'python -m vivace run -m pytest ...'."
-    ) from None
+def _install_or_explain() -> None:
+    # A function, so the caught exception is not left behind as a module attribute.
+    try:
+        install()
+    except RuntimeError as exc:
+        import pytest
+
+        raise pytest.UsageError(
+            f"{exc}\nWith pytest: a plugin that imports trio was loaded before "
+            "vivace.install_plugin. pytest reads the configuration's addopts before the "
+            "command line, so put '-p vivace.install_plugin' first in addopts (before "
+            "'-p anyio' or '-p trio'), or start pytest as 'python -m vivace run -m pytest ...'."
+        ) from None
+
+
+_install_or_explain()
 
 
 def pytest_report_header() -> str:
