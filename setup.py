@@ -151,15 +151,17 @@ class optional_build_ext(build_ext):
         if _env_flag("VIVACE_BUILD_PURE"):
             self._go_pure("VIVACE_BUILD_PURE is set")
             return
+        stage = "no working C compiler"
         try:
             self._check_compiler()
+            stage = "a compiled module did not build"
             _cythonize_in_place(self.extensions)
             super().run()
         except Exception as exc:
             # Anything else (a Cython error, a bug here) is not a missing compiler.
             if not _is_toolchain_error(exc) or _env_flag("VIVACE_REQUIRE_EXTENSIONS"):
                 raise
-            self._go_pure(f"{type(exc).__name__}: {exc}")
+            self._go_pure(f"{stage}: {type(exc).__name__}: {exc}")
 
     def _check_compiler(self) -> None:
         """Compile and link a trivial C file with the compiler the build will use;

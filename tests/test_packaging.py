@@ -100,7 +100,8 @@ def test_no_compiler_builds_nothing_and_says_why(
     assert cmd.get_outputs() == []
     assert _built(toy_env) == []
     err = capsys.readouterr().err
-    assert "vivace: building the compiled engine failed (CompileError: " in err
+    assert "vivace: building the compiled engine failed (no working C compiler: " in err
+    assert "CompileError: Command '['/bin/false'" in err
     assert "installing the pure-Python reference engine only" in err
     # The compiler was tried before Cython ran: no C was generated for nothing.
     assert not (toy_env / "toy" / "_one.c").exists()
@@ -119,7 +120,10 @@ def test_a_module_that_fails_to_compile_drops_the_whole_engine(
     # _a_good compiled before _b_bad failed; neither it nor the stale copies remain.
     assert _built(toy_env) == []
     err = capsys.readouterr().err
-    assert "vivace: building the compiled engine failed (CompileError: " in err
+    assert (
+        "vivace: building the compiled engine failed (a compiled module did not build: "
+        "CompileError: " in err
+    )
 
 
 def test_required_extensions_make_a_compiler_failure_a_build_error(
