@@ -127,7 +127,10 @@ vv_setup_venv() {  # $1: extras, e.g. "test" or "test,bench"
         # rebuild below uses the very same setuptools and Cython.
         "$VV_PY" -m pip install -q "setuptools>=77" wheel "Cython>=3.0" \
             || vv_die "could not install the build requirements"
-        (cd "$VV_ROOT" && "$VV_PY" -m pip install -q --no-build-isolation -e ".[$extras]") \
+        # VIVACE_REQUIRE_EXTENSIONS=1: a compile error stops here, instead of setup.py's
+        # fallback to a pure-Python install (meant for users without a compiler).
+        (cd "$VV_ROOT" && VIVACE_REQUIRE_EXTENSIONS=1 \
+            "$VV_PY" -m pip install -q --no-build-isolation -e ".[$extras]") \
             || vv_die "pip install -e .[$extras] failed"
         printf '%s\n' "$fingerprint" >"$stamp"
         # that install just compiled every extension in place, in this mode
@@ -142,7 +145,8 @@ vv_setup_venv() {  # $1: extras, e.g. "test" or "test,bench"
         force="--force"
     fi
     vv_log "compiling the engine's extensions in place (changed sources only)"
-    (cd "$VV_ROOT" && "$VV_PY" setup.py -q build_ext --inplace --parallel 2 $force) \
+    (cd "$VV_ROOT" && VIVACE_REQUIRE_EXTENSIONS=1 \
+        "$VV_PY" setup.py -q build_ext --inplace --parallel 2 $force) \
         || vv_die "building the compiled engine failed (python setup.py build_ext --inplace)"
     printf '%s\n' "$mode" >"$mode_file"
 }

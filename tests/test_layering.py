@@ -12,9 +12,9 @@ import re
 import subprocess
 import sys
 
-import vivace
-
-SRC = pathlib.Path(vivace.__file__).parent
+# The source tree beside the tests, not the imported package: an installed wheel
+# carries no Cython sources, and these checks read them.
+SRC = pathlib.Path(__file__).resolve().parent.parent / "src" / "vivace"
 
 
 def _outside_the_core(module: str) -> bool:

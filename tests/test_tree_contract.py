@@ -20,7 +20,8 @@ from vivace._core import _impl, _kernel_py, _scope_py, _tree_contract
 from vivace._core._nursery import Nursery
 from vivace._core._task import Task
 
-CORE = Path(_kernel_py.__file__).parent
+# The source tree beside the tests: an installed wheel carries no Cython sources.
+CORE = Path(__file__).resolve().parent.parent / "src" / "vivace" / "_core"
 ENGINE_SOURCES = sorted(
     [
         *(
