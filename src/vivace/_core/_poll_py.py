@@ -1,0 +1,174 @@
+"""The poll(2) poller, reference twin. ``_ext/_poll.pyx`` is the compiled twin: same
+methods, same state changes, same changes to the poll set in the same order, same errors.
+
+The waiter table, the armed masks, lazy disarm, owner-proved cache hits and waking are
+the shared ``ReadinessTable`` (``_io_readiness_py``; read its notes first). This is
+poll's part of a readiness backend: the poll set, ``_arm``/``_disarm`` as changes to
+it, ``wait`` and the dispatch loop. ``_io_poll.PollIOManager`` wraps it with the async
+API. poll(2) is on every POSIX system, so it is the portable baseline, and it lets the
+portable path be tested on Linux (``VIVACE_IO_BACKEND=poll``).
+
+Design notes
+------------
+* The poll set lives in user space (``select.poll`` here, a pollfd array in the
+  compiled twin): ``_masks`` maps each watched fd to the mask it was given, and it is
+  exactly what the next poll(2) call watches. So ``_arm``/``_disarm`` do not fail, the
+  belief about the kernel's mask is never stale, and there is nothing to fall back
+  between (epoll's MOD/ADD dance) or to rebuild: the kernel keeps no registration that
+  could outlive its fd. ``ctl_calls`` counts changes to the set (one per register,
+  modify or unregister), so it means what epoll's epoll_ctl count means.
+
+* No zombies, hence no rebuild. poll(2) watches numbers, not files: a ``REBUILD`` flag
+  from the shared table (an event for an fd without a record, or bits never asked
+  for) can only come from a batch made stale by a wake-up that changed the table
+  mid-batch, and the table already applies such events harmlessly. ``rebuilds`` stays 0.
+
+* POLLNVAL: an fd in the set is not open (closed without ``notify_closing``). It is
+  fed to the shared table as ERROR|HANGUP: its waiters are woken as if it were ready
+  (their next operation then fails with EBADF), and the directions nobody waits for
+  are dropped, so the fd leaves the set at the latest on its next report instead of
+  making every poll(2) return at once.
+  Because registering is not a system call, a wait on an fd that is already closed is
+  not refused at once as on epoll: it parks and the next poll wakes it. Checking each
+  fd when it is armed would cost a system call per wait.
+
+* No kernel object: ``fileno()`` is -1 (what a closed epoll poller answers), and
+  ``close()`` only forgets the set.
+
+* ``wait`` has epoll's timeout rules (NaN is a ValueError, <= 0 polls, inf blocks,
+  longer waits are clamped to poll(2)'s int of milliseconds, rounded up) and its
+  errors (closed, a second thread waiting). It may run in a worker thread (guest mode)
+  while the run's thread leaves the poller alone.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+from errno import ENOENT
+from typing import TYPE_CHECKING, Any
+
+from ._io_readiness_py import ERROR, HANGUP, READABLE, WAKEUP, WRITABLE, ReadinessTable
+
+# The engine export: what ``_impl`` binds from this module or from ``_ext/_poll``.
+__all__ = ["PollPoller"]
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# poll(2)'s bits; the first four are the shared table's (the same values on Linux, the
+# BSDs and macOS), so masks pass through unchanged.
+POLLIN = getattr(select, "POLLIN", 0x001)
+POLLOUT = getattr(select, "POLLOUT", 0x004)
+POLLERR = getattr(select, "POLLERR", 0x008)
+POLLHUP = getattr(select, "POLLHUP", 0x010)
+POLLNVAL = getattr(select, "POLLNVAL", 0x020)
+if (POLLIN, POLLOUT, POLLERR, POLLHUP) != (
+    READABLE,
+    WRITABLE,
+    ERROR,
+    HANGUP,
+):  # pragma: no cover
+    raise ImportError("poll's event bits differ from the readiness table's")
+
+# poll takes an int of milliseconds; longer waits are clamped to the maximum.
+_MAX_TIMEOUT_MS = 2**31 - 1
+_MAX_TIMEOUT_S = _MAX_TIMEOUT_MS / 1000
+
+# What POLLNVAL (the fd is not open) is dispatched as: ready both ways (module notes).
+_NVAL_AS = ERROR | HANGUP
+
+_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
+
+
+class PollPoller(ReadinessTable):
+    """The poll set, and turning its events into wake-ups through the shared table."""
+
+    def __init__(self, wakeup_fd: int, reschedule: Callable[..., object] | None = None) -> None:
+        super().__init__("poll", wakeup_fd, reschedule)
+        self._poll: Any = select.poll()
+        self._masks: dict[int, int] = {}
+        self._in_wait = False
+        self._set(wakeup_fd, POLLIN)
+
+    # The compiled twin is a final C type (its own calls are direct); so is this one.
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        raise TypeError("type 'PollPoller' is not an acceptable base type")
+
+    # -- lifetime ----------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._clear()
+        self._masks.clear()
+        # A wait in another thread keeps using its own reference; it returns [] after.
+        self._poll = select.poll()
+
+    def fileno(self) -> int:
+        # poll(2) has no kernel object (module notes).
+        return -1
+
+    # -- the poll set: the table's hooks (never fail: the set is ours) -----------------
+    def _set(self, fd: int, mask: int) -> None:
+        self.ctl_calls += 1
+        self._poll.register(fd, mask)  # registers or modifies
+        self._masks[fd] = mask
+
+    def _unset(self, fd: int) -> int:
+        self.ctl_calls += 1
+        if self._masks.pop(fd, None) is None:
+            return ENOENT  # not in the set (not reached: the table knows the set)
+        self._poll.unregister(fd)
+        return 0
+
+    def _arm(self, fd: int, had: int, wanted: int) -> int:
+        self._set(fd, wanted)
+        return 0
+
+    def _disarm(self, fd: int, remaining: int) -> int:
+        if remaining:
+            self._set(fd, remaining)
+            return 0
+        return self._unset(fd)
+
+    # -- waiting and dispatching -------------------------------------------------------
+    def wait(self, timeout: float) -> list[tuple[int, int]]:
+        """Block in poll(2) up to *timeout* seconds (0: poll; inf: no limit), without
+        the GIL. Safe to call from another thread while the owning thread leaves the
+        poller alone. Returns the batch for ``dispatch`` (falsy if empty)."""
+        if self._closed:
+            raise RuntimeError(f"the {self.backend} poller is closed")
+        if self._in_wait:
+            raise RuntimeError(_BUSY_WAIT_MSG)
+        if math.isnan(timeout):
+            raise ValueError("timeout must not be NaN")
+        ms: float | None
+        if timeout <= 0:
+            ms = 0
+        elif timeout > _MAX_TIMEOUT_S:
+            ms = None if timeout == math.inf else _MAX_TIMEOUT_MS
+        else:
+            ms = min(timeout * 1000.0, _MAX_TIMEOUT_MS)
+        # select.poll.poll rounds up to whole ms and retries on EINTR with the
+        # remaining time after running signal handlers (propagating their exceptions).
+        self._in_wait = True
+        try:
+            events: list[tuple[int, int]] = self._poll.poll(ms)
+        finally:
+            self._in_wait = False
+        if self._closed:
+            return []
+        return events
+
+    def dispatch(self, events: list[tuple[int, int]]) -> bool:
+        """Wake the tasks whose fds are ready, and those whose fds were closed behind
+        our back (module notes). Returns True if the wakeup fd fired (the caller drains
+        it)."""
+        if self._closed or not events:
+            return False
+        for _, ev in events:
+            if ev & POLLNVAL:
+                events = [(fd, _NVAL_AS if ev & POLLNVAL else ev) for fd, ev in events]
+                break
+        # A REBUILD flag has nothing to rebuild here (module notes).
+        return bool(self.ready_batch(events) & WAKEUP)
