@@ -12,25 +12,30 @@ Design notes
 ------------
 * The poll set lives in user space (``select.poll`` here, a pollfd array in the
   compiled twin): ``_masks`` maps each watched fd to the mask it was given, and it is
-  exactly what the next poll(2) call watches. So ``_arm``/``_disarm`` do not fail, the
-  belief about the kernel's mask is never stale, and there is nothing to fall back
-  between (epoll's MOD/ADD dance) or to rebuild: the kernel keeps no registration that
-  could outlive its fd. ``ctl_calls`` counts changes to the set (one per register,
-  modify or unregister), so it means what epoll's epoll_ctl count means.
+  exactly what the next poll(2) call watches. So the belief about the kernel's mask is
+  never stale, and there is nothing to fall back between (epoll's MOD/ADD dance) or to
+  rebuild. ``ctl_calls`` counts calls of the hooks that edit the set (one per arm,
+  modify or removal, refused ones included), so it means what epoll's count of
+  epoll_ctl calls means.
 
-* No zombies, hence no rebuild. poll(2) watches numbers, not files: a ``REBUILD`` flag
-  from the shared table (an event for an fd without a record, or bits never asked
-  for) can only come from a batch made stale by a wake-up that changed the table
-  mid-batch, and the table already applies such events harmlessly. ``rebuilds`` stays 0.
+* Arming checks that the fd is open (``fcntl(F_GETFD)``): editing the set is no system
+  call, so without it a wait on a closed fd would park until the next poll. With it, a
+  wait on a closed fd is refused at once with ``OSError(EBADF)``, without a
+  checkpoint, as epoll_ctl refuses it (and as trio does); it costs the one system call
+  per arm that epoll's epoll_ctl costs, and lazy disarm makes arms rare. (poll accepts
+  regular files, which epoll refuses with EPERM: they are always ready.)
 
-* POLLNVAL: an fd in the set is not open (closed without ``notify_closing``). It is
-  fed to the shared table as ERROR|HANGUP: its waiters are woken as if it were ready
-  (their next operation then fails with EBADF), and the directions nobody waits for
-  are dropped, so the fd leaves the set at the latest on its next report instead of
-  making every poll(2) return at once.
-  Because registering is not a system call, a wait on an fd that is already closed is
-  not refused at once as on epoll: it parks and the next poll wakes it. Checking each
-  fd when it is armed would cost a system call per wait.
+* No zombies, hence no rebuild. poll(2) watches numbers, not files, so no registration
+  can outlive its fd: a ``REBUILD`` flag from the shared table (an event for an fd
+  without a record, or bits never asked for) can only come from a batch made stale by
+  a wake-up that changed the table mid-batch, and the table already applies such
+  events harmlessly. ``rebuilds`` stays 0.
+
+* POLLNVAL: an fd in the set was closed without ``notify_closing``. Left in the set it
+  would make every poll(2) return at once (a busy loop), and no readiness could ever
+  wake its waiters. It is what epoll's zombie rebuild finds: the fd is dropped from the
+  set and the table, and its waiters are woken with ``OSError(EBADF)``
+  (``_fail_record``, as when epoll re-arms a dead fd), in the batch's order.
 
 * No kernel object: ``fileno()`` is -1 (what a closed epoll poller answers), and
   ``close()`` only forgets the set.
@@ -45,7 +50,8 @@ from __future__ import annotations
 
 import math
 import select
-from errno import ENOENT
+import sys
+from errno import EBADF, ENOENT
 from typing import TYPE_CHECKING, Any
 
 from ._io_readiness_py import ERROR, HANGUP, READABLE, WAKEUP, WRITABLE, ReadinessTable
@@ -55,6 +61,9 @@ __all__ = ["PollPoller"]
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+if sys.platform != "win32":  # this module must import anywhere; it runs on POSIX only
+    import fcntl
 
 # poll(2)'s bits; the first four are the shared table's (the same values on Linux, the
 # BSDs and macOS), so masks pass through unchanged.
@@ -75,9 +84,6 @@ if (POLLIN, POLLOUT, POLLERR, POLLHUP) != (
 _MAX_TIMEOUT_MS = 2**31 - 1
 _MAX_TIMEOUT_S = _MAX_TIMEOUT_MS / 1000
 
-# What POLLNVAL (the fd is not open) is dispatched as: ready both ways (module notes).
-_NVAL_AS = ERROR | HANGUP
-
 _BUSY_WAIT_MSG = "another thread is already waiting in this poller"
 
 
@@ -89,7 +95,10 @@ class PollPoller(ReadinessTable):
         self._poll: Any = select.poll()
         self._masks: dict[int, int] = {}
         self._in_wait = False
-        self._set(wakeup_fd, POLLIN)
+        # Counted, as epoll counts adding the wakeup fd; it is ours and open.
+        self.ctl_calls += 1
+        self._poll.register(wakeup_fd, POLLIN)
+        self._masks[wakeup_fd] = POLLIN
 
     # The compiled twin is a final C type (its own calls are direct); so is this one.
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -108,12 +117,7 @@ class PollPoller(ReadinessTable):
         # poll(2) has no kernel object (module notes).
         return -1
 
-    # -- the poll set: the table's hooks (never fail: the set is ours) -----------------
-    def _set(self, fd: int, mask: int) -> None:
-        self.ctl_calls += 1
-        self._poll.register(fd, mask)  # registers or modifies
-        self._masks[fd] = mask
-
+    # -- the poll set: the table's hooks; each returns 0 or an errno -------------------
     def _unset(self, fd: int) -> int:
         self.ctl_calls += 1
         if self._masks.pop(fd, None) is None:
@@ -122,14 +126,24 @@ class PollPoller(ReadinessTable):
         return 0
 
     def _arm(self, fd: int, had: int, wanted: int) -> int:
-        self._set(fd, wanted)
+        # Refuse a closed fd at once, as epoll_ctl does (module notes).
+        self.ctl_calls += 1
+        try:
+            fcntl.fcntl(fd, fcntl.F_GETFD)
+        except OSError as exc:
+            return exc.errno or EBADF
+        self._poll.register(fd, wanted)  # registers or modifies
+        self._masks[fd] = wanted
         return 0
 
     def _disarm(self, fd: int, remaining: int) -> int:
-        if remaining:
-            self._set(fd, remaining)
-            return 0
-        return self._unset(fd)
+        # A mask of 0 would still report ERR/HUP/NVAL: drop the fd instead.
+        if not remaining:
+            return self._unset(fd)
+        self.ctl_calls += 1
+        self._poll.modify(fd, remaining)
+        self._masks[fd] = remaining
+        return 0
 
     # -- waiting and dispatching -------------------------------------------------------
     def wait(self, timeout: float) -> list[tuple[int, int]]:
@@ -161,14 +175,32 @@ class PollPoller(ReadinessTable):
         return events
 
     def dispatch(self, events: list[tuple[int, int]]) -> bool:
-        """Wake the tasks whose fds are ready, and those whose fds were closed behind
-        our back (module notes). Returns True if the wakeup fd fired (the caller drains
-        it)."""
+        """Wake the tasks whose fds are ready, and fail those whose fds were closed
+        behind our back (module notes). Returns True if the wakeup fd fired (the caller
+        drains it)."""
         if self._closed or not events:
             return False
         for _, ev in events:
             if ev & POLLNVAL:
-                events = [(fd, _NVAL_AS if ev & POLLNVAL else ev) for fd, ev in events]
                 break
-        # A REBUILD flag has nothing to rebuild here (module notes).
-        return bool(self.ready_batch(events) & WAKEUP)
+        else:
+            # The common batch, all in the shared loop. Its REBUILD flag has nothing to
+            # rebuild here (module notes).
+            return bool(self.ready_batch(events) & WAKEUP)
+        flags = 0
+        for fd, ev in events:
+            if self._closed:
+                break  # a reschedule callback closed us
+            if ev & POLLNVAL:
+                self._invalid(fd)
+            else:
+                flags |= self.ready(fd, ev)
+        return bool(flags & WAKEUP)
+
+    def _invalid(self, fd: int) -> None:
+        """*fd* is not open: stop watching it and fail its waiters with EBADF."""
+        if fd in self._masks:
+            self._unset(fd)
+        rec = self._records.get(fd)
+        if rec is not None:
+            self._fail_record(fd, rec, EBADF)
