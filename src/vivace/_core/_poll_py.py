@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 import select
 import sys
-from errno import EBADF, ENOENT
+from errno import EBADF
 from typing import TYPE_CHECKING, Any
 
 from ._io_readiness_py import ERROR, HANGUP, READABLE, WAKEUP, WRITABLE, ReadinessTable
@@ -117,13 +117,12 @@ class PollPoller(ReadinessTable):
         # poll(2) has no kernel object (module notes).
         return -1
 
-    # -- the poll set: the table's hooks; each returns 0 or an errno -------------------
-    def _unset(self, fd: int) -> int:
+    # -- the poll set: the table's hooks (_arm, _disarm: 0 or an errno) -------------
+    def _unset(self, fd: int) -> None:
+        # The caller checked that *fd* is in the set.
         self.ctl_calls += 1
-        if self._masks.pop(fd, None) is None:
-            return ENOENT  # not in the set (not reached: the table knows the set)
+        del self._masks[fd]
         self._poll.unregister(fd)
-        return 0
 
     def _arm(self, fd: int, had: int, wanted: int) -> int:
         # Refuse a closed fd at once, as epoll_ctl does (module notes).
@@ -137,12 +136,14 @@ class PollPoller(ReadinessTable):
         return 0
 
     def _disarm(self, fd: int, remaining: int) -> int:
-        # A mask of 0 would still report ERR/HUP/NVAL: drop the fd instead.
-        if not remaining:
-            return self._unset(fd)
-        self.ctl_calls += 1
-        self._poll.modify(fd, remaining)
-        self._masks[fd] = remaining
+        # A mask of 0 would still report ERR/HUP/NVAL: drop the fd instead. An fd not
+        # in the set (a POLLNVAL dropped it) needs no change.
+        if remaining:
+            self.ctl_calls += 1
+            self._poll.modify(fd, remaining)
+            self._masks[fd] = remaining
+        elif fd in self._masks:
+            self._unset(fd)
         return 0
 
     # -- waiting and dispatching -------------------------------------------------------
