@@ -13,8 +13,10 @@ set, the ``_arm``/``_disarm`` hooks that edit it, ``wait`` and the dispatch loop
 * The kernel keeps no registrations: the poll set is ours, a C array of
   ``struct pollfd`` (``_fds``) plus ``_slots``, a C array indexed by fd giving each
   fd's entry (-1: not in the set), so an arm, a modify and a removal are O(1) and
-  cannot fail (short of memory). ``ctl_calls`` counts each change to the set (one per
-  add, modify or removal), as the reference counts its register/modify/unregister.
+  cannot fail (short of memory). ``ctl_calls`` counts each call of a hook that edits
+  the set (one per arm, modify or removal, refused arms included), as the reference
+  counts them. Arming first checks that the fd is open (``fcntl(F_GETFD)``, EBADF at
+  once, as epoll_ctl refuses it; the reference's notes say why).
   Nothing the kernel holds can go stale, so there are no zombies and no rebuilds: a
   ``READY_REBUILD`` from the shared ``c_ready`` (a batch made stale by a wake-up that
   changed the table mid-batch) is ignored, and ``rebuilds`` stays 0.
@@ -55,6 +57,7 @@ from libc.math cimport ceil, isnan
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
+from posix.fcntl cimport F_GETFD, fcntl
 
 from vivace._core._ext._io_readiness cimport (
     IO_ERROR,
@@ -142,6 +145,7 @@ cdef class PollPoller(ReadinessTable):
         if wakeup_fd < 0:  # select.poll's error, as the reference gets it
             self.close()
             raise ValueError(f"file descriptor cannot be a negative integer ({wakeup_fd})")
+        self.ctl_calls += 1  # counted, as epoll counts adding the wakeup fd
         cdef int err = self._set(wakeup_fd, POLLIN)
         if err:
             self.close()
@@ -192,13 +196,13 @@ cdef class PollPoller(ReadinessTable):
     # noexcept: each returns 0 or ENOMEM and touches no Python object, so the table's
     # callers turn an errno into their error; GIL kept: no syscall, nothing blocks.
     cdef int _set(self, int fd, uint32_t mask) noexcept:
-        """Watch *mask* for *fd*: modify its entry in place, or append one."""
+        """Watch *mask* for *fd*: modify its entry in place, or append one. The caller
+        counts the change in ctl_calls."""
         cdef Py_ssize_t cap
         cdef Py_ssize_t i
         cdef int slot
         cdef int *slots
         cdef pollfd *fds
-        self.ctl_calls += 1
         if fd < self._slots_cap:
             slot = self._slots[fd]
             if slot >= 0:
@@ -263,12 +267,18 @@ cdef class PollPoller(ReadinessTable):
 
     cdef int _arm(self, int fd, uint32_t had, uint32_t wanted) noexcept:
         # noexcept: see _set. *had* does not matter: the set itself says where fd is.
+        # Refuses a closed fd at once with EBADF, as epoll_ctl does (the reference's
+        # notes); GIL kept: fcntl(F_GETFD) never blocks.
+        self.ctl_calls += 1
+        if fcntl(fd, F_GETFD) < 0:
+            return errno
         return self._set(fd, wanted)
 
     cdef int _disarm(self, int fd, uint32_t remaining) noexcept:
         # noexcept: see _set. A mask of 0 would still report ERR/HUP/NVAL: remove
-        # instead; an fd not in the set (an NVAL already dropped it) is no change.
+        # instead; an fd not in the set (a POLLNVAL dropped it) needs no change.
         if remaining:
+            self.ctl_calls += 1
             return self._set(fd, remaining)
         if 0 <= fd < self._slots_cap and self._slots[fd] >= 0:
             return self._unset(fd)
