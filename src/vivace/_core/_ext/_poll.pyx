@@ -31,7 +31,7 @@ set, the ``_arm``/``_disarm`` hooks that edit it, ``wait`` and the dispatch loop
 * ``wait()`` polls a copy of the set (``_results``), taken under the GIL and only when
   the set changed since the last copy (``_dirty``); poll(2) rewrites every revents, so
   an unchanged copy is reused as is. The copy is what makes the rest simple: the
-  dispatch loop walks it while ``c_ready`` edits ``_fds`` (a removal moves entries),
+  dispatch loop walks it while ``c_ready`` edits ``_fds`` (an append may compact it),
   and an arm from the run's thread while a guest-mode worker is blocked in poll(2)
   may grow ``_fds`` without pulling memory from under the kernel.
 
@@ -46,7 +46,7 @@ set, the ``_arm``/``_disarm`` hooks that edit it, ``wait`` and the dispatch loop
   leaves the table, its waiters woken with ``OSError(EBADF)`` (``_fail_record``).
 
 * Fds are indexed directly, so ``_slots`` grows to the largest fd ever armed (4 bytes
-  per fd number, bounded by RLIMIT_NOFILE for open files); a failed allocation is
+  per fd number; only open fds are armed, so RLIMIT_NOFILE bounds it); a failed allocation is
   ENOMEM from the hook, an OSError from ``add_reader``/``add_writer``.
 """
 
