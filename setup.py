@@ -66,6 +66,8 @@ def _builds_here(module: str) -> bool:
     """Whether a platform-specific backend belongs in this platform's build."""
     if module.startswith("_epoll"):
         return sys.platform.startswith("linux")
+    if module.startswith("_poll"):
+        return sys.platform != "win32"
     if module.startswith("_kqueue"):
         return sys.platform.startswith(_BSD_OR_MAC)
     if module.startswith("_iocp"):

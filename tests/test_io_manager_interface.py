@@ -31,7 +31,10 @@ from vivace._core._io_manager import (
 )
 
 # backend name -> its poller: (reference module, compiled module, class name)
-_POLLER_TWINS = {"epoll": ("vivace._core._epoll_py", "vivace._core._ext._epoll", "EpollPoller")}
+_POLLER_TWINS = {
+    "epoll": ("vivace._core._epoll_py", "vivace._core._ext._epoll", "EpollPoller"),
+    "poll": ("vivace._core._poll_py", "vivace._core._ext._poll", "PollPoller"),
+}
 
 
 def _compiled(module: str) -> Any:
@@ -89,7 +92,9 @@ def _param_names(func: Any) -> list[str]:
 def test_this_platform_has_a_backend_and_it_is_the_default() -> None:
     available = _io_manager.available_backends()
     if sys.platform.startswith("linux"):
-        assert available == ("epoll",)
+        assert available == ("epoll", "poll")
+    elif os.name == "posix":
+        assert available == ("poll",)  # until kqueue lands
     assert set(available) <= set(_POLLER_TWINS)
 
 
@@ -322,7 +327,7 @@ def test_io_backend_env_accepts_epoll_and_defaults_to_it(
         manager.close()
 
 
-@pytest.mark.parametrize("value", ["kqueue", "poll", "io_uring", "bogus"])
+@pytest.mark.parametrize("value", ["kqueue", "io_uring", "iocp", "bogus"])
 def test_io_backend_env_refuses_what_is_not_available(
     value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

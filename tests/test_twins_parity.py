@@ -147,6 +147,7 @@ CONSTRUCT: dict[str, Callable[[types.ModuleType, int], _Args]] = {
     "SendChannelBase": lambda m, fd: ((m.ChannelState(0),), {}),
     "ReceiveChannelBase": lambda m, fd: ((m.ChannelState(0),), {}),
     "EpollPoller": lambda m, fd: ((fd,), {}),
+    "PollPoller": lambda m, fd: ((fd,), {}),
     "BusyGuard": lambda m, fd: (("busy",), {}),
 }
 
@@ -164,7 +165,7 @@ def _instances(
         yield made[0], made[1]
     finally:
         for obj in made:
-            if name == "EpollPoller":
+            if name in ("EpollPoller", "PollPoller"):
                 obj.close()  # type: ignore[attr-defined]
         a.close()
         b.close()

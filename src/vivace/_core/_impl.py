@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._heap_py import *  # noqa: F403
     from ._io_readiness_py import *  # noqa: F403
     from ._kernel_py import *  # noqa: F403
+    from ._poll_py import *  # noqa: F403
     from ._scope_py import *  # noqa: F403
     from ._sockio_py import *  # noqa: F403
     from ._sync_py import *  # noqa: F403
@@ -53,6 +54,7 @@ TWINS: tuple[Twin, ...] = (
     Twin("_sync_py", "_ext._sync", True),  # its __all__ includes _sync_channel_py's names
     Twin("_io_readiness_py", "_ext._io_readiness", True),
     Twin("_epoll_py", "_ext._epoll", sys.platform == "linux"),
+    Twin("_poll_py", "_ext._poll", sys.platform != "win32"),
     Twin("_sockio_py", "_ext._epoll_sockio", sys.platform == "linux"),
 )
 

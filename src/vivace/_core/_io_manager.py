@@ -3,8 +3,8 @@ of readiness backends, and the choice of backend (``VIVACE_IO_BACKEND``).
 
 ``docs/architecture.md`` ("The I/O manager interface") describes the contract; in short:
 
-* ``IOManager`` is what every backend's manager implements -- readiness ones (epoll;
-  poll and kqueue next) and completion ones (IOCP, io_uring) alike. The run loop calls
+* ``IOManager`` is what every backend's manager implements -- readiness ones (epoll,
+  poll; kqueue next) and completion ones (IOCP, io_uring) alike. The run loop calls
   ``get_events``/``process_events``/``force_wakeup``/``close``, ``vivace.lowlevel``
   calls ``wait_readable``/``wait_writable``/``notify_closing``, and
   ``current_statistics()`` returns ``statistics()``, whose ``backend`` names it.
@@ -25,6 +25,7 @@ of readiness backends, and the choice of backend (``VIVACE_IO_BACKEND``).
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -287,7 +288,10 @@ ENV_VAR = "VIVACE_IO_BACKEND"
 def available_backends() -> tuple[str, ...]:
     """The backends this platform can run, the default first."""
     if sys.platform.startswith("linux"):
-        return ("epoll",)
+        return ("epoll", "poll")
+    if os.name == "posix" and hasattr(select, "poll"):
+        # macOS and the BSDs, until kqueue lands: poll(2) is on every POSIX system.
+        return ("poll",)
     return ()
 
 
@@ -297,6 +301,10 @@ def _manager_class(name: str) -> type[IOManager]:
         from ._io_epoll import EpollIOManager
 
         return EpollIOManager
+    if name == "poll":
+        from ._io_poll import PollIOManager
+
+        return PollIOManager
     raise AssertionError(f"no manager for backend {name!r}")  # pragma: no cover
 
 
