@@ -4,6 +4,7 @@ once per engine); ``engine`` tells a test which one it runs on."""
 from __future__ import annotations
 
 import gc
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +26,18 @@ def mock_clock() -> vivace.testing.MockClock:
 @pytest.fixture
 def autojump_clock() -> vivace.testing.MockClock:
     return vivace.testing.MockClock(autojump_threshold=0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts a background job ("cmd &": CI harnesses, nohup)
+    # with SIGINT and SIGQUIT ignored, and exec keeps "ignored" for every child. Python
+    # then installs no KeyboardInterrupt handler and vivace.run, like trio.run, rightly
+    # leaves an ignored SIGINT alone, so each test that types Ctrl-C, here or in a child
+    # process, would see it vanish. The tests assume a terminal's signal set-up.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hasattr(signal, "SIGQUIT") and signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN:
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -71,7 +71,8 @@ class Repl:
             if remaining <= 0:
                 raise AssertionError(
                     f"REPL did not print any of {markers!r} within {DEADLINE} s; "
-                    f"transcript:\n{self.transcript.decode(errors='replace')}"
+                    f"transcript:\n{self.transcript.decode(errors='replace')}\n"
+                    f"{self.signal_state()}"
                 )
             ready, _, _ = select.select([self.fd], [], [], remaining)
             if not ready:
@@ -87,6 +88,23 @@ class Repl:
                 )
             self.pending += chunk
             self.transcript += chunk
+
+    def signal_state(self) -> str:
+        """The child's per-thread signal masks and pending sets, for a failure message:
+        a Ctrl-C that never took effect was either blocked, ignored or never handled."""
+        lines = []
+        try:
+            for tid in sorted(os.listdir(f"/proc/{self.process.pid}/task")):
+                with open(f"/proc/{self.process.pid}/task/{tid}/status") as status:
+                    fields = [
+                        line.strip()
+                        for line in status
+                        if line.startswith(("Name", "State", "Sig", "ShdPnd"))
+                    ]
+                lines.append(f"thread {tid}: " + "; ".join(fields))
+        except OSError as error:
+            lines.append(f"(no /proc signal state: {error})")
+        return "signal state of the REPL's threads:\n" + "\n".join(lines)
 
     def send(self, data: bytes) -> None:
         os.write(self.fd, data)
