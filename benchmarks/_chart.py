@@ -24,7 +24,8 @@ import _report
 
 # One colour per implementation drawn as bars (vivace engines, or any impl when no
 # vivace was measured), stable across runs.
-COLOURS = {"vivace": "#1f77b4", "vivace-ref": "#9ecae1", "trio": "#2ca02c",
+COLOURS = {"vivace": "#1f77b4", "vivace-ref": "#9ecae1", "vivace-poll": "#9467bd",
+           "trio": "#2ca02c",
            "asyncio": "#ff7f0e", "uvloop": "#d62728"}
 FASTER = "#e8f5e9"  # background of the "faster" half of each panel
 

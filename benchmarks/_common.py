@@ -13,14 +13,21 @@ from __future__ import annotations
 import random
 import sys
 
-# Implementations, in the order the tables list them.
-IMPLS = ("vivace", "vivace-ref", "trio", "asyncio", "uvloop")
+# Implementations, in the order the tables list them. vivace-poll is the compiled engine
+# on the poll(2) I/O backend (VIVACE_IO_BACKEND=poll) instead of the platform default.
+IMPLS = ("vivace", "vivace-ref", "vivace-poll", "trio", "asyncio", "uvloop")
+# What runs when --impls is not given: vivace-poll only answers "what does poll cost
+# against epoll" (benchmarks/README.md), so it is asked for by name.
+DEFAULT_IMPLS = tuple(i for i in IMPLS if i != "vivace-poll")
 # Implementations driven through the trio API (``mod.run(fn, mod, n, data)``).
-TRIO_API_IMPLS = frozenset({"vivace", "vivace-ref", "trio"})
+TRIO_API_IMPLS = frozenset({"vivace", "vivace-ref", "vivace-poll", "trio"})
+# The I/O backend an implementation forces (None: whatever VIVACE_IO_BACKEND or the
+# platform's default says).
+IO_BACKEND = {"vivace-poll": "poll"}
 # Implementations the ratio columns compare against.
 BASELINES = ("trio", "asyncio", "uvloop")
 # Implementations whose ratios against the baselines are the point of the suite.
-SUBJECTS = ("vivace", "vivace-ref")
+SUBJECTS = ("vivace", "vivace-ref", "vivace-poll")
 
 WORKLOADS = (
     "checkpoint",

@@ -186,8 +186,10 @@ def _notes(doc: dict, scaling: bool = False) -> list[str]:
         "input building and one small warm-up run excluded). Results are checked and "
         "each operation's semantics verified after the clock stops.",
         "- `vivace` = compiled engine (VIVACE_REQUIRE_EXTENSIONS=1), `vivace-ref` = "
-        "pure-Python reference engine (VIVACE_NO_EXTENSIONS=1); both run the trio-API "
-        "workloads unchanged (`import vivace as trio`).",
+        "pure-Python reference engine (VIVACE_NO_EXTENSIONS=1), `vivace-poll` (when "
+        "asked for) = compiled engine on the poll(2) I/O backend (VIVACE_IO_BACKEND=poll) "
+        "instead of epoll; all run the trio-API workloads unchanged (`import vivace as "
+        "trio`).",
         "- Peak RSS is the worker's ru_maxrss after the run; Δ RSS is its growth during "
         "the timed run (no tracemalloc).",
     ]

@@ -50,9 +50,12 @@ def maxrss_kib() -> int:
 
 
 def _configure_engine(impl: str) -> None:
-    if impl == "vivace":
+    if impl in ("vivace", "vivace-poll"):
         os.environ.pop("VIVACE_NO_EXTENSIONS", None)
         os.environ["VIVACE_REQUIRE_EXTENSIONS"] = "1"
+    backend = _common.IO_BACKEND.get(impl)
+    if backend is not None:
+        os.environ["VIVACE_IO_BACKEND"] = backend
     elif impl == "vivace-ref":
         os.environ.pop("VIVACE_REQUIRE_EXTENSIONS", None)
         os.environ["VIVACE_NO_EXTENSIONS"] = "1"
@@ -91,6 +94,10 @@ def _version(dist: str, module) -> str | None:
         return getattr(module, "__version__", None)
 
 
+async def _io_backend_in_use(mod) -> str:
+    return mod.lowlevel.current_statistics().io_statistics.backend
+
+
 def load_impl(impl: str):
     """Import an implementation; return (run, workloads module, info dict).
 
@@ -109,6 +116,12 @@ def load_impl(impl: str):
             exts = _extension_modules("vivace")
             info["extension_modules"] = exts
             info["engine"] = "compiled" if exts else "python"
+            # Read back, not assumed: a record names the backend its run really used.
+            info["io_backend"] = mod.run(_io_backend_in_use, mod)
+            wanted = _common.IO_BACKEND.get(impl)
+            if wanted is not None and info["io_backend"] != wanted:
+                raise ImportError(f"{impl} asked for the {wanted} I/O backend but ran on "
+                                  f"{info['io_backend']}")
         info["version"] = _version(impl.split("-")[0], mod)
         import workloads_trio as wl
 

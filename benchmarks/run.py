@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""vivace benchmark runner: workloads x {vivace, vivace-ref, trio, asyncio, uvloop}.
+"""vivace benchmark runner: workloads x {vivace, vivace-ref, trio, asyncio, uvloop}
+(and vivace-poll, the compiled engine on the poll(2) backend, when asked for).
 
     python benchmarks/run.py                       # full suite, 7 interleaved runs
     python benchmarks/run.py --quick               # ~1/10 sizes, 3 runs (< 2 min)
@@ -106,9 +107,9 @@ def die(msg: str):
     raise SystemExit(2)
 
 
-def parse_list(text: str | None, allowed, what: str) -> list[str]:
+def parse_list(text: str | None, allowed, what: str, default=None) -> list[str]:
     if not text:
-        return list(allowed)
+        return list(allowed if default is None else default)
     items = [x.strip() for x in text.split(",") if x.strip()]
     bad = [x for x in items if x not in allowed]
     if bad:
@@ -330,7 +331,8 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    impls = parse_list(args.impls, _common.IMPLS, "implementation(s)")
+    impls = parse_list(args.impls, _common.IMPLS, "implementation(s)",
+                       default=_common.DEFAULT_IMPLS)
     workloads = parse_list(args.workloads, _common.WORKLOADS, "workload(s)")
     if args.scaling:
         workloads = [w for w in workloads if w in _common.SCALING_SIZES]
