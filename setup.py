@@ -5,7 +5,8 @@ Project metadata lives in pyproject.toml; this file only declares the extensions
 - ``<name>.pyx`` becomes ``vivace._core._ext.<name>``, compiled with ``csrc/`` on
   the include path. No .pyx at all is fine: the package is then pure Python.
 - Platform backends are built only where they can work: ``_epoll*`` on Linux,
-  ``_kqueue*`` on macOS and the BSDs, ``_iocp*`` on Windows.
+  ``_poll*`` and ``_sockio*`` on every POSIX system, ``_kqueue*`` on macOS and the
+  BSDs, ``_iocp*`` on Windows.
 - A pyx that needs a C file from csrc/ names it in its header, relative to the
   repository root::
 
@@ -66,7 +67,8 @@ def _builds_here(module: str) -> bool:
     """Whether a platform-specific backend belongs in this platform's build."""
     if module.startswith("_epoll"):
         return sys.platform.startswith("linux")
-    if module.startswith("_poll"):
+    if module.startswith(("_poll", "_sockio")):
+        # _sockio: non-blocking socket calls (MSG_DONTWAIT) on any readiness backend.
         return sys.platform != "win32"
     if module.startswith("_kqueue"):
         return sys.platform.startswith(_BSD_OR_MAC)

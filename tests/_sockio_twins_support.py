@@ -1,5 +1,5 @@
 """Shared by ``test_twins_sockio*.py``: the two socket-operation twins
-(``vivace._core._sockio_py`` and ``vivace._core._ext._epoll_sockio``), each on its OWN
+(``vivace._core._sockio_py`` and ``vivace._core._ext._sockio``), each on its OWN
 engine, and a harness that runs their awaitables on real socketpairs in one process.
 
 An engine here is a twin's sockio module plus the kernel and the epoll poller it is
@@ -59,12 +59,12 @@ def _twins() -> list[Any]:
                            id="reference")]
     if not _impl._NO_EXT:
         try:
-            from vivace._core._ext import _epoll, _epoll_sockio, _kernel
+            from vivace._core._ext import _epoll, _kernel, _sockio
         except ImportError:
             if os.environ.get("VIVACE_REQUIRE_EXTENSIONS", "") not in ("", "0"):
                 raise
         else:
-            twin = Twin("compiled", _epoll_sockio, _kernel, _epoll.EpollPoller)
+            twin = Twin("compiled", _sockio, _kernel, _epoll.EpollPoller)
             params.append(pytest.param(twin, id="compiled"))
     return params
 

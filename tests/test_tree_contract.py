@@ -37,7 +37,7 @@ ENGINE_SOURCES = sorted(
         *(CORE / "_ext").glob("_kernel*.p*"),
         *(CORE / "_ext").glob("_scope*.pyx"),
         *(CORE / "_ext").glob("_sync*.p*"),
-        *(CORE / "_ext").glob("_epoll_sockio*.p*"),
+        *(CORE / "_ext").glob("_sockio*.p*"),
     ]
 )
 

@@ -1,5 +1,5 @@
 """The socket-operation twins compared: ``vivace._core._sockio_py`` (reference) and
-``vivace._core._ext._epoll_sockio`` (compiled) -- sock_call, sock_recv, sock_send,
+``vivace._core._ext._sockio`` (compiled) -- sock_call, sock_recv, sock_send,
 sock_send_all, stream_recv and stream_send_all on their data paths, checkpoints,
 cancellation and closing (the error paths, BusyGuard and wait_fd:
 ``test_twins_sockio_errors.py``).
@@ -53,7 +53,7 @@ def test_engine_binds_its_own_twin() -> None:
         assert all(callable(getattr(twin.ops, name)) for name in names), twin
     expected = _sockio_py
     if _impl.ENGINE == "compiled":
-        from vivace._core._ext import _epoll_sockio as expected  # type: ignore[no-redef]
+        from vivace._core._ext import _sockio as expected  # type: ignore[no-redef]
     assert all(getattr(_impl, name) is getattr(expected, name) for name in names)
 
 

@@ -1,5 +1,5 @@
 """The socket-operation twins compared on their error paths: ``vivace._core._sockio_py``
-(reference) and ``vivace._core._ext._epoll_sockio`` (compiled) -- errno to exception,
+(reference) and ``vivace._core._ext._sockio`` (compiled) -- errno to exception,
 two tasks on one direction, BusyGuard, wait_fd, bad arguments and the awaitable
 protocol (driven by hand, thrown into, awaited twice).
 

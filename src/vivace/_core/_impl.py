@@ -55,7 +55,7 @@ TWINS: tuple[Twin, ...] = (
     Twin("_io_readiness_py", "_ext._io_readiness", True),
     Twin("_epoll_py", "_ext._epoll", sys.platform == "linux"),
     Twin("_poll_py", "_ext._poll", sys.platform != "win32"),
-    Twin("_sockio_py", "_ext._epoll_sockio", sys.platform == "linux"),
+    Twin("_sockio_py", "_ext._sockio", sys.platform != "win32"),
 )
 
 _NO_EXT = os.environ.get("VIVACE_NO_EXTENSIONS", "") not in ("", "0")

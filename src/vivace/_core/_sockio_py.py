@@ -1,4 +1,4 @@
-"""Socket operations, reference twin of ``_ext/_epoll_sockio.pyx``.
+"""Socket operations, reference twin of ``_ext/_sockio.pyx``.
 
 ``sock_recv``/``sock_send``/``sock_send_all`` are the non-blocking core of vivace's
 socket methods and of ``SocketStream``. Each returns an awaitable that
@@ -38,7 +38,7 @@ from ._exceptions import BrokenResourceError, BusyResourceError, ClosedResourceE
 from ._ki import enable_ki_protection
 from ._run_context import GLOBAL_RUN_CONTEXT
 
-# The engine exports: what ``_impl`` binds from this module or from ``_ext/_epoll_sockio``.
+# The engine exports: what ``_impl`` binds from this module or from ``_ext/_sockio``.
 __all__ = [
     "BusyGuard",
     "sock_call",

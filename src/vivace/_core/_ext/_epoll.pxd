@@ -1,7 +1,7 @@
 # cython: language_level=3
 #
 # C-level interface of the compiled epoll poller, for engine modules that park
-# tasks on fds without a Python-level call (``_epoll_sockio``):
+# tasks on fds without a Python-level call (``_sockio``):
 #
 #     from vivace._core._ext._epoll cimport EpollPoller, EPOLLIN, EPOLLOUT
 #

@@ -1,4 +1,4 @@
-# Included by _epoll_sockio.pyx (same module): the public constructors of the socket
+# Included by _sockio.pyx (same module): the public constructors of the socket
 # operations. Split out only to keep each file readable; see the module's design notes.
 
 cdef inline _SockOp _new_op(object sock, int kind, int flags):

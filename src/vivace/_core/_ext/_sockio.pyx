@@ -1,5 +1,6 @@
 # cython: language_level=3, auto_pickle=False
-"""Compiled socket operations: the twin of ``vivace._core._sockio_py`` (Linux, epoll).
+"""Compiled socket operations: the twin of ``vivace._core._sockio_py`` (every POSIX
+system, every readiness backend).
 
 Design notes
 ------------
@@ -41,7 +42,7 @@ Design notes
 
 * Parking uses the poller's C interface (``ReadinessTable.c_add``/``c_remove``, shared
   by every readiness backend) with the stdlib socket as owner, so re-waiting on the
-  same socket costs no epoll_ctl.
+  same socket costs no epoll_ctl (or whatever the backend's arm costs).
 """
 
 cimport cython
@@ -533,7 +534,7 @@ vv_sp_install(_SockOp, _op_am_send, <PyCFunction>_op_send_meth, <PyCFunction>_op
 collections.abc.Coroutine.register(_SockOp)
 
 
-include "_epoll_sockio_api.pxi"
+include "_sockio_api.pxi"
 
 
 # The engine exports, as the reference twin (vivace._core._sockio_py) declares them; _impl
