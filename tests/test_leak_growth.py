@@ -82,9 +82,7 @@ class _Growth:
         )
 
 
-def _measure(workload: Callable[[int], int], ops: int) -> _Growth:
-    done = workload(max(_BATCH, ops // 10 // _BATCH * _BATCH))  # warm-up
-    assert done > 0
+def _measured_pass(workload: Callable[[int], int], ops: int) -> _Growth:
     gc.collect()
     blocks, rss = sys.getallocatedblocks(), _rss()
     done = workload(ops)
@@ -92,6 +90,20 @@ def _measure(workload: Callable[[int], int], ops: int) -> _Growth:
     growth = _Growth(ops, sys.getallocatedblocks() - blocks, _rss() - rss)
     # The workload must have done what it claims, or the bounds say nothing.
     assert done == ops, f"the workload completed {done} of {ops} operations"
+    return growth
+
+
+def _measure(workload: Callable[[int], int], ops: int) -> _Growth:
+    done = workload(max(_BATCH, ops // 10 // _BATCH * _BATCH))  # warm-up
+    assert done > 0
+    growth = _measured_pass(workload, ops)
+    if "resident set size" in _violations(growth):
+        # The RSS moves in arena-sized steps whenever the allocator takes or returns
+        # one (seen: +1.04 MiB over a 10,000-operation pass with 3 blocks of growth, on
+        # a loaded machine). A leak grows it again on a second pass; an arena step does
+        # not repeat, so the smaller of the two passes is what the bound judges.
+        again = _measured_pass(workload, ops)
+        growth = _Growth(ops, growth.blocks, min(growth.rss, again.rss))
     return growth
 
 
@@ -226,9 +238,12 @@ def test_the_bounds_catch_one_leaked_object_per_operation() -> None:
 
     ops = 100_000
     growth = _measure(leaky, ops)
-    assert len(kept) == ops + ops // 10
     expected = ["allocated blocks"] if sys.getallocatedblocks() else []
     if _rss():
         expected.append("resident set size")
     assert expected, "no measure available here"
     assert _violations(growth) == expected, str(growth)
+    # The warm-up, the measured pass and, the RSS bound broken by the first, a second
+    # measured pass, which the leak broke too (the bound judges the smaller).
+    passes = 2 if "resident set size" in expected else 1
+    assert len(kept) == ops // 10 + passes * ops

@@ -219,8 +219,13 @@ def test_ctrl_c_cancels_the_running_statement_only(repl: Repl) -> None:
     assert "still here: 3" in repl.run(
         "print('still here:', await vivace.to_thread.run_sync(len, 'abc'))"
     )
-    # Ctrl-C during a blocking sync statement is a KeyboardInterrupt too.
-    repl.send(b"import time; print('READY'); time.sleep(1000)\n")
+    # Ctrl-C during a blocking sync statement is a KeyboardInterrupt too. Short sleeps in
+    # a loop, not one long one: CPython runs a Python signal handler only between
+    # bytecodes, so a SIGINT landing after print() returned but before a single
+    # time.sleep(1000) began would wait the whole 1000 s (seen once on a loaded machine);
+    # the loop (endless: iter(int, 1) never yields 1) gives the handler a bytecode
+    # boundary every 50 ms.
+    repl.send(b"import time; print('READY'); [time.sleep(0.05) for _ in iter(int, 1)]\n")
     repl.read_until("READY\n")
     repl.send(b"\x03")
     out = repl.read_until(PROMPT)
