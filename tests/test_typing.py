@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.machinery
 import importlib.util
 import socket as stdlib_socket
 import sys
@@ -153,6 +154,33 @@ def test_static_exports_are_trios(namespace: str) -> None:
         ours = {name for name in ours if not name.isupper()}
         theirs = {name for name in theirs if not name.isupper()}
     assert ours - VIVACE_ONLY.get(namespace, set()) == theirs
+
+
+def _load_script(name: str) -> ModuleType:
+    path = Path(__file__).parent.parent / "scripts" / name
+    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(path))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_socket_constants_are_exactly_the_typeshed_stubs_names() -> None:
+    # _socket_constants.py is generated (scripts/gen-socket-constants) from typeshed's
+    # socket stub; a name added or lost by hand, or a typeshed upgrade not regenerated,
+    # fails here.
+    generator = _load_script("gen-socket-constants")
+    expected = generator.typeshed_constants(generator.stub_path())
+    tree = ast.parse(Path(generator.TARGET).read_text())
+    declared = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "socket"
+        for alias in node.names
+    }
+    assert declared == expected
+    assert {"AF_INET", "SOCK_STREAM", "SO_REUSEADDR"} <= declared
 
 
 def test_socket_constants_keep_the_stdlib_types() -> None:
