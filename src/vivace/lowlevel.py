@@ -1,5 +1,6 @@
 """Low-level API for building your own primitives (trio.lowlevel's names)."""
 
+import select as _select
 import sys as _sys
 
 from ._core import (
@@ -49,6 +50,13 @@ from ._util import fixup_module_metadata as _fixup
 
 if _sys.platform != "win32":
     from ._unix_pipes import FdStream as FdStream
+
+if _sys.platform not in ("linux", "win32", "android") and hasattr(_select, "kqueue"):
+    from ._core import (
+        current_kqueue as current_kqueue,
+        monitor_kevent as monitor_kevent,
+        wait_kevent as wait_kevent,
+    )
 
 _fixup(__name__, globals())
 del _fixup

@@ -1,5 +1,8 @@
 """The core surface: the only module the API layer imports from ``vivace._core``."""
 
+import select as _select
+import sys as _sys
+
 from ._abc import Clock as Clock, Instrument as Instrument
 from ._cancel import CancelScope as CancelScope
 from ._deprecate import (
@@ -169,3 +172,15 @@ __all__ = [
     "wait_writable",
     "warn_deprecated",
 ]
+
+# trio's kqueue API, where trio has it: macOS and the BSDs (never Linux, whose kqueue is
+# only the tests' emulation).
+if _sys.platform not in ("linux", "win32", "android") and hasattr(_select, "kqueue"):
+    from ._io_kqueue import (
+        current_kqueue as current_kqueue,
+        monitor_kevent as monitor_kevent,
+        wait_kevent as wait_kevent,
+    )
+
+    __all__ += ["current_kqueue", "monitor_kevent", "wait_kevent"]
+del _select, _sys

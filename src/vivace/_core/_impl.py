@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import select
 import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ._heap_py import *  # noqa: F403
     from ._io_readiness_py import *  # noqa: F403
     from ._kernel_py import *  # noqa: F403
+    from ._kqueue_py import *  # noqa: F403  (importable anywhere; usable on macOS/BSD)
     from ._poll_py import *  # noqa: F403
     from ._scope_py import *  # noqa: F403
     from ._sockio_py import *  # noqa: F403
@@ -56,6 +58,13 @@ TWINS: tuple[Twin, ...] = (
     Twin("_epoll_py", "_ext._epoll", sys.platform == "linux"),
     Twin("_poll_py", "_ext._poll", sys.platform != "win32"),
     Twin("_sockio_py", "_ext._sockio", sys.platform != "win32"),
+    # macOS and the BSDs. Never on Linux, where select.kqueue is only the tests'
+    # emulation (tests/_fake_kqueue.py), which runs on the reference engine only.
+    Twin(
+        "_kqueue_py",
+        "_ext._kqueue",
+        sys.platform not in ("linux", "win32") and hasattr(select, "kqueue"),
+    ),
 )
 
 _NO_EXT = os.environ.get("VIVACE_NO_EXTENSIONS", "") not in ("", "0")

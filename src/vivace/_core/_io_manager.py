@@ -4,7 +4,7 @@ of readiness backends, and the choice of backend (``VIVACE_IO_BACKEND``).
 ``docs/architecture.md`` ("The I/O manager interface") describes the contract; in short:
 
 * ``IOManager`` is what every backend's manager implements -- readiness ones (epoll,
-  poll; kqueue next) and completion ones (IOCP, io_uring) alike. The run loop calls
+  poll, kqueue) and completion ones (IOCP, io_uring) alike. The run loop calls
   ``get_events``/``process_events``/``force_wakeup``/``close``, ``vivace.lowlevel``
   calls ``wait_readable``/``wait_writable``/``notify_closing``, and
   ``current_statistics()`` returns ``statistics()``, whose ``backend`` names it.
@@ -189,6 +189,9 @@ class ReadinessIOManager:
     __slots__ = ("_closed", "_current_task", "_poller", "_reschedule", "_wakeup")
 
     _poller_class: Callable[[int, Callable[..., object] | None], ReadinessPoller]
+    # The engine's fd wait; a backend whose poller is a reference twin under the
+    # compiled engine (kqueue's emulation on Linux) takes the reference one.
+    _wait_fd: Callable[..., Awaitable[None]] = staticmethod(_impl.wait_fd)
 
     def __init__(
         self,
@@ -248,7 +251,7 @@ class ReadinessIOManager:
         ClosedResourceError if ``notify_closing`` is called on it meanwhile."""
         fdno = fd_of(fd)
         owner = fd if type(fd) is _StdlibSocket else None
-        return _impl.wait_fd(self._poller, fdno, owner, self._current_task(), True)
+        return self._wait_fd(self._poller, fdno, owner, self._current_task(), True)
 
     @enable_ki_protection
     def wait_writable(self, fd: int | HasFileno) -> Awaitable[None]:
@@ -258,7 +261,7 @@ class ReadinessIOManager:
         ClosedResourceError if ``notify_closing`` is called on it meanwhile."""
         fdno = fd_of(fd)
         owner = fd if type(fd) is _StdlibSocket else None
-        return _impl.wait_fd(self._poller, fdno, owner, self._current_task(), False)
+        return self._wait_fd(self._poller, fdno, owner, self._current_task(), False)
 
     @enable_ki_protection
     def notify_closing(self, fd: int | HasFileno) -> None:
@@ -285,13 +288,18 @@ class ReadinessIOManager:
 ENV_VAR = "VIVACE_IO_BACKEND"
 
 
+def _has_kqueue() -> bool:
+    # On Linux only tests/_fake_kqueue.py's emulation provides it (a test-only backend).
+    return hasattr(select, "kqueue")
+
+
 def available_backends() -> tuple[str, ...]:
     """The backends this platform can run, the default first."""
     if sys.platform.startswith("linux"):
-        return ("epoll", "poll")
+        return ("epoll", "poll", "kqueue") if _has_kqueue() else ("epoll", "poll")
     if os.name == "posix" and hasattr(select, "poll"):
-        # macOS and the BSDs, until kqueue lands: poll(2) is on every POSIX system.
-        return ("poll",)
+        # macOS and the BSDs: kqueue is the default; poll(2) is on every POSIX system.
+        return ("kqueue", "poll") if _has_kqueue() else ("poll",)
     return ()
 
 
@@ -305,7 +313,24 @@ def _manager_class(name: str) -> type[IOManager]:
         from ._io_poll import PollIOManager
 
         return PollIOManager
+    if name == "kqueue":
+        _check_kqueue_engine()
+        from ._io_kqueue import KqueueIOManager
+
+        return KqueueIOManager
     raise AssertionError(f"no manager for backend {name!r}")  # pragma: no cover
+
+
+def _check_kqueue_engine() -> None:
+    """Where no compiled kqueue poller is built (Linux, whose kqueue is the test
+    emulation), the compiled engine cannot run the backend: its socket operations park
+    on a compiled poller."""
+    built = next(t.built for t in _impl.TWINS if t.reference == "_kqueue_py")
+    if _impl.ENGINE == "compiled" and not built:
+        raise RuntimeError(
+            f"{ENV_VAR}=kqueue on {sys.platform} is the emulation used for tests, which "
+            "runs on the reference engine only; set VIVACE_NO_EXTENSIONS=1"
+        )
 
 
 def selected_backend() -> str:
