@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -145,13 +146,30 @@ def h_fixture(request: pytest.FixtureRequest) -> Iterator[Harness]:
         harness.close()
 
 
-def io_stats() -> EpollStatistics | PollStatistics:
-    """The run's I/O statistics. The tests through ``run`` use the shared readiness
-    manager, so they hold on every readiness backend: epoll by default, poll when
-    ``VIVACE_IO_BACKEND=poll`` chose it (CI runs the suite both ways)."""
+@dataclass(frozen=True)
+class Waiting:
+    """How many tasks wait in wait_readable and in wait_writable, on any backend."""
+
+    tasks_waiting_read: int
+    tasks_waiting_write: int
+
+
+def io_stats() -> EpollStatistics | PollStatistics | Waiting:
+    """The run's waiting-task counts. The tests through ``run`` use the shared readiness
+    manager, so they hold on every readiness backend: epoll by default, poll or kqueue
+    (emulated, on Linux) when ``VIVACE_IO_BACKEND`` chose it. kqueue's statistics, as
+    trio's, count both directions together (``tasks_waiting``), so there the split is
+    read from the run's poller, the shared table that keeps it."""
     stats = lowlevel.current_statistics().io_statistics
     assert stats.backend == _io_manager.selected_backend()
-    return stats  # type: ignore[no-any-return]
+    if hasattr(stats, "tasks_waiting_read"):
+        return stats  # type: ignore[no-any-return]
+    from vivace._core._run import _runner
+
+    poller = _runner().io_manager._poller  # type: ignore[attr-defined]
+    waiting = Waiting(poller.tasks_waiting_read, poller.tasks_waiting_write)
+    assert stats.tasks_waiting == waiting.tasks_waiting_read + waiting.tasks_waiting_write
+    return waiting
 
 
 def _pair_with_fd(fd: int | None) -> SocketPair:

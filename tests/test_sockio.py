@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 import vivace as trio
+from _io_epoll_support import io_stats
 from vivace import _core, socket as tsocket
 from vivace.testing import assert_checkpoints, trio_test, wait_all_tasks_blocked
 
@@ -26,7 +27,7 @@ def pair() -> Iterator[tuple[stdlib_socket.socket, stdlib_socket.socket]]:
 
 
 def _waiting_readers() -> int:
-    return trio.lowlevel.current_statistics().io_statistics.tasks_waiting_read
+    return io_stats().tasks_waiting_read
 
 
 async def _idle_readers() -> int:
