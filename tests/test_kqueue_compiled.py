@@ -350,6 +350,46 @@ def test_a_dispatch_takes_the_batch_of_the_last_wait(h: Harness) -> None:
     assert h.poller.dispatch(0) is False
 
 
+def test_a_stale_batch_needs_no_rebuild(h: Harness) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        h.poller.add_reader(a.fileno(), a, "R")
+        b.send(b"x")
+        batch = h.poller.wait(0)
+        assert batch_size(batch) == 1
+        h.poller.forget(a.fileno())  # the batch is now stale
+        assert h.poller.dispatch(batch) is False
+        assert h.resched.calls == []
+        assert h.poller.rebuilds == 0
+
+
+def test_a_reschedule_that_closes_the_poller_ends_the_batch(h: Harness) -> None:
+    woken: list[object] = []
+
+    def closing(task: object, value: object = None) -> None:
+        woken.append(task)
+        poller.close()
+
+    pairs = [socket.socketpair() for _ in range(2)]
+    poller = type(h.poller)(h.wakeup.wakeup_sock.fileno(), closing)
+    try:
+        for i, (a, b) in enumerate(pairs):
+            poller.add_reader(a.fileno(), None, f"R{i}")
+            b.send(b"x")
+        batch = poller.wait(0)
+        assert batch_size(batch) == 2
+        assert poller.dispatch(batch) is False
+        assert len(woken) == 1  # the first wake-up closed it: the rest is dropped
+        assert poller.closed
+        assert (poller.tasks_waiting_read, poller.registered_fds) == (0, 0)
+        assert poller.dispatch(batch) is False
+    finally:
+        poller.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
 # ----------------------------------------------------------- the compiled twin's own
 
 
@@ -413,6 +453,17 @@ def test_compiled_current_kqueue_adopts_the_fd(ch: Harness) -> None:
     assert ch.poller.fileno() == -1
     with pytest.raises(OSError):
         os.fstat(fd)  # closed once, through the object
+
+
+def test_compiled_dispatch_takes_the_count_of_the_last_wait_once(ch: Harness) -> None:
+    ch.wakeup.wakeup_thread_and_signal_safe()
+    n = ch.poller.wait(0)
+    assert n == 1
+    with pytest.raises(ValueError, match=r"the last wait\(\) returned \(1\), once; got 2"):
+        ch.poller.dispatch(2)
+    assert ch.poller.dispatch(n) is True
+    with pytest.raises(ValueError, match=r"returned \(0\), once; got 1"):
+        ch.poller.dispatch(n)
 
 
 def test_compiled_poller_closes_its_kqueue(compiled_class: Any) -> None:
