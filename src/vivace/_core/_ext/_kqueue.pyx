@@ -31,12 +31,14 @@ kqueue's part of a readiness backend. What it adds to the reference:
   the count of the last ``wait()``, once, or any falsy value for "no events" (the
   reference takes its list). One read per wait, with the reference's room (two per
   record, one per route, the wakeup fd); what does not fit stays queued in the kernel
-  for the next wait. ``_busy`` counts calls using the array: ``close()`` from another thread or from a
-  reschedule callback leaves it to its last user.
+  for the next wait. ``_busy`` counts calls using the array: ``close()`` from another
+  thread or from a reschedule callback leaves it to its last user.
 
-* Routed keys get ``select.kevent`` objects built from the array (routes are rare, so
-  the common batch makes no Python object); ``select.kevent`` is looked up when one is
-  needed, so the module imports where ``select`` has no kqueue (the Linux test build).
+* A routed key is busy for fd waits in ``c_add`` (the reference checks in
+  ``add_reader``/``add_writer``), so waits parked from C see it too. Routed keys get
+  ``select.kevent`` objects built from the array (routes are rare, so the common batch
+  makes no Python object); ``select.kevent`` is looked up when one is needed, so the
+  module imports where ``select`` has no kqueue (the Linux test build).
 """
 
 cimport cython
