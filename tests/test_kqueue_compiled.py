@@ -20,170 +20,49 @@ import math
 import os
 import pathlib
 import select
-import shlex
-import shutil
+import signal
 import socket
-import subprocess
-import sys
-import sysconfig
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import outcome
 import pytest
 
 import _fake_kqueue as fk
+import vivace
 from _io_epoll_support import THREAD_TIMEOUT, Harness, drain, fill
-from vivace._core import _impl, _kqueue_py
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PYX = ROOT / "src" / "vivace" / "_core" / "_ext" / "_kqueue.pyx"
-SHIM = ROOT / "tests" / "kqueue_shim"
-CSRC = ROOT / "csrc"
-MODULE = "vivace._core._ext._kqueue"
-LINUX = sys.platform.startswith("linux")
-# Where <sys/event.h> is the system's (setup.py builds the module there).
-NATIVE = sys.platform.startswith(("darwin", "freebsd", "openbsd", "netbsd", "dragonfly"))
-
-# A hang guard below pytest-timeout's 60 s, so that a hang shows the compiler's output.
-COMPILE_TIMEOUT = 45
-# Warnings that mean the module disagrees with <sys/event.h> (a field's or a call's
-# type, a missing declaration): errors, whatever else the compiler (or a newer Cython's
-# C) says.
-FATAL_WARNINGS = [
-    "-Werror=implicit-function-declaration",
-    "-Werror=incompatible-pointer-types",
-    "-Werror=int-conversion",
-    "-Werror=pointer-sign",
-    "-Werror=discarded-qualifiers",
-    "-Werror=overflow",
-    "-Werror=int-to-pointer-cast",
-    "-Werror=pointer-to-int-cast",
-    "-Werror=return-type",
-    "-Werror=uninitialized",
-]
-READ, WRITE = fk.KQ_FILTER_READ, fk.KQ_FILTER_WRITE
+from _kqueue_compiled_support import (  # noqa: F401  (fixtures, found by name)
+    LINUX,
+    MODULE,
+    NATIVE,
+    READ,
+    ROOT,
+    WRITE,
+    adopting_fixture,
+    batch_size,
+    cc,
+    closed_fd,
+    compiled_class_fixture,
+    compiled_harness_fixture,
+    compiled_module_fixture,
+    emulation_fixture,
+    fake_select,
+    guarded_harness,
+    h_fixture,
+    header_warnings,
+    kqueue_c_fixture,
+    manager_class_fixture,
+    pump,
+    run,
+)
+from vivace import lowlevel
+from vivace._core import _kqueue_py
+from vivace.testing import wait_all_tasks_blocked
 
 pytestmark = pytest.mark.skipif(
     not (LINUX or NATIVE), reason="kqueue's twins are checked on Linux, macOS and the BSDs"
 )
-
-
-# ------------------------------------------------------------------ building the module
-
-
-def _compiler() -> list[str] | None:
-    """The C compiler Python was built with (what setuptools uses), else cc."""
-    argv = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-    if argv and shutil.which(argv[0]):
-        return argv
-    found = shutil.which("cc")
-    return [found] if found else None
-
-
-def _cythonize(out_dir: pathlib.Path) -> pathlib.Path:
-    """_kqueue.pyx as C in *out_dir*, with setup.py's directives."""
-    pytest.importorskip("Cython", reason="needs Cython (the test extra has it)")
-    from Cython.Compiler import Main
-
-    c_file = out_dir / "_kqueue.c"
-    options = Main.CompilationOptions(
-        Main.default_options,
-        language_level=3,
-        include_path=[str(ROOT / "src"), str(CSRC)],
-        output_file=str(c_file),
-        compiler_directives={
-            "boundscheck": False,
-            "wraparound": False,
-            "cdivision": True,
-            "initializedcheck": False,
-        },
-    )
-    result = Main.compile_single(str(PYX), options, full_module_name=MODULE)
-    assert result.num_errors == 0, f"Cython reported errors in {PYX}"
-    return c_file
-
-
-def _cc(args: list[str]) -> str:
-    """Run the compiler with *args*; its diagnostics (AssertionError with them if it
-    failed)."""
-    cc = _compiler()
-    if cc is None:
-        pytest.skip("needs a C compiler")
-    includes = [f"-I{SHIM}"] if LINUX else []
-    includes += [f"-I{CSRC}", f"-I{sysconfig.get_paths()['include']}"]
-    flags = [
-        "-fPIC",
-        "-O0",
-        "-Wall",
-        "-Wextra",
-        "-Wno-unused-parameter",
-        "-Wno-unused-function",
-        "-Wno-missing-field-initializers",
-        *FATAL_WARNINGS,
-    ]
-    argv = [*cc, *flags, *includes, *args]
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, timeout=COMPILE_TIMEOUT, check=False
-    )
-    diagnostics = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{shlex.join(argv)}\n{diagnostics}"
-    return diagnostics
-
-
-@pytest.fixture(scope="session")
-def kqueue_c(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    """The module's generated C, cythonized once per session."""
-    return _cythonize(tmp_path_factory.mktemp("kqueue_c"))
-
-
-def _header_warnings(diagnostics: str) -> list[str]:
-    # Any warning about the kevent declarations, fatal or not.
-    return [
-        line
-        for line in diagnostics.splitlines()
-        if "warning" in line and ("event.h" in line or "vv_kqueue.h" in line or "kevent" in line)
-    ]
-
-
-@pytest.fixture(scope="session")
-def compiled_module(kqueue_c: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The compiled module: on Linux built here over the emulation, elsewhere the one
-    setup.py built. Needs the compiled engine's other modules (its base class)."""
-    try:
-        import vivace._core._ext._io_readiness  # noqa: F401
-    except ImportError:
-        if _impl.ENGINE == "compiled":  # pragma: no cover
-            raise
-        pytest.skip("the compiled engine is not built")
-    if NATIVE:
-        from vivace._core._ext import _kqueue  # type: ignore[attr-defined]
-
-        return _kqueue
-    out = tmp_path_factory.mktemp("kqueue_so") / f"_kqueue{sysconfig.get_config_var('EXT_SUFFIX')}"
-    _cc(["-shared", str(kqueue_c), str(SHIM / "kqueue_emulation.c"), "-o", str(out)])
-    spec = importlib.util.spec_from_file_location(MODULE, out)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # not put in sys.modules: the engine never sees it
-    return module
-
-
-@pytest.fixture(name="compiled_class")
-def compiled_class_fixture(compiled_module: Any) -> Any:
-    return compiled_module.KqueuePoller
-
-
-@pytest.fixture(autouse=True)
-def fake_select(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``select`` with the emulation where it has no kqueue (for the reference twin,
-    and for the ``select.kevent`` objects that the compiled one hands to routes)."""
-    if not hasattr(select, "kqueue"):
-        monkeypatch.setattr(select, "kqueue", fk.kqueue, raising=False)
-        monkeypatch.setattr(select, "kevent", fk.kevent, raising=False)
-        for name, value in fk.CONSTANTS.items():
-            monkeypatch.setattr(select, name, value, raising=False)
 
 
 # ------------------------------------------------------------------------- compiling
@@ -192,8 +71,8 @@ def fake_select(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compiles_against_the_documented_header(
     kqueue_c: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    diagnostics = _cc(["-c", str(kqueue_c), "-o", str(tmp_path / "kqueue.o")])
-    assert _header_warnings(diagnostics) == []
+    diagnostics = cc(["-c", str(kqueue_c), "-o", str(tmp_path / "kqueue.o")])
+    assert header_warnings(diagnostics) == []
     assert (tmp_path / "kqueue.o").stat().st_size > 0
 
 
@@ -203,8 +82,8 @@ def test_compiles_against_freebsds_struct_layout(
 ) -> None:
     # FreeBSD's struct kevent is bigger (ext[4]) and its data 64-bit: the module must
     # rely on neither.
-    diagnostics = _cc(["-DVV_SHIM_FREEBSD", "-c", str(kqueue_c), "-o", str(tmp_path / "kqueue.o")])
-    assert _header_warnings(diagnostics) == []
+    diagnostics = cc(["-DVV_SHIM_FREEBSD", "-c", str(kqueue_c), "-o", str(tmp_path / "kqueue.o")])
+    assert header_warnings(diagnostics) == []
 
 
 def test_setup_py_builds_the_module_only_where_kqueue_is() -> None:
@@ -227,51 +106,12 @@ def test_compiled_module_has_the_reference_exports(compiled_module: Any) -> None
 # ------------------------------------------------------------------ the twins compared
 
 
-def _closed_fd() -> int:
-    s = socket.socket()
-    fd = s.fileno()
-    s.close()
-    return fd
-
-
-class _ReadGuard:
-    """The reference's fake kqueue, counting event reads: a wait that keeps reading
-    fails the test instead of hanging it."""
-
-    LIMIT = 1000  # far more reads than any test here makes
-
-    def __init__(self, kq: Any) -> None:
-        self._kq = kq
-        self.reads = 0
-
-    def control(self, changes: Any, maxevents: int, timeout: float | None = None) -> Any:
-        if not changes and maxevents:
-            self.reads += 1
-            assert self.reads <= self.LIMIT, "kevent(2) read again and again: a re-read loop"
-        return self._kq.control(changes, maxevents, timeout)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._kq, name)
-
-
-def _harness(cls: Any) -> Harness:
-    harness = Harness(cls)
-    if isinstance(getattr(harness.poller, "_kq", None), fk.kqueue):
-        harness.poller._kq = _ReadGuard(harness.poller._kq)
-    return harness
-
-
-def _count(batch: Any) -> int:
-    # The reference's batch is its list of kevents, the compiled one's their count.
-    return len(batch) if isinstance(batch, list) else int(batch)
-
-
 def _script(cls: Any) -> list[object]:
     """Drive a twin through a fixed scenario; return everything observable. The order
     in which a kqueue reports different keys is the kernel's (here two different
     emulations), so each step's woken tasks are compared as sorted lists."""
     trace: list[object] = []
-    harness = _harness(cls)
+    harness = guarded_harness(cls)
     p = harness.poller
     routed: list[tuple[int, int]] = []
 
@@ -281,7 +121,7 @@ def _script(cls: Any) -> list[object]:
 
     def step(label: str, timeout: float = 0) -> None:
         batch = p.wait(timeout)
-        count = _count(batch)
+        size = batch_size(batch)
         woke = p.dispatch(batch)
         if woke:
             harness.wakeup.drain()
@@ -291,7 +131,7 @@ def _script(cls: Any) -> list[object]:
             (type(r.error).__name__, str(r.error)) for _, r in calls if isinstance(r, outcome.Error)
         )
         calls.clear()
-        note(label, (count, tasks, woke, errors, sorted(routed)))
+        note(label, (size, tasks, woke, errors, sorted(routed)))
         routed.clear()
 
     def attempt(label: str, fn: Callable[[], object]) -> None:
@@ -333,7 +173,7 @@ def _script(cls: Any) -> list[object]:
         attempt("add r c", lambda: p.add_reader(c.fileno(), c, "Rc"))
         attempt("forget c", lambda: p.forget(c.fileno()))
         attempt("forget c again", lambda: p.forget(c.fileno()))
-        dead = _closed_fd()
+        dead = closed_fd()
         attempt("add r dead", lambda: p.add_reader(dead, None, "Rd"))
         attempt("add w dead", lambda: p.add_writer(dead, None, "Wd"))
         attempt("add w -1", lambda: p.add_writer(-1, None, "Wd"))
@@ -407,19 +247,6 @@ def test_twins_behave_identically(compiled_class: Any) -> None:
 # ---------------------------------------------------------------- both twins, directly
 
 
-@pytest.fixture(name="h", params=["reference", "compiled"])
-def h_fixture(request: pytest.FixtureRequest) -> Iterator[Harness]:
-    if request.param == "reference":
-        cls = _kqueue_py.KqueuePoller
-    else:
-        cls = request.getfixturevalue("compiled_class")
-    harness = _harness(cls)
-    try:
-        yield harness
-    finally:
-        harness.close()
-
-
 @pytest.mark.parametrize("timeout", [0, -1.0, -math.inf, 1e-9])
 def test_wait_with_a_short_timeout_returns_nothing(h: Harness, timeout: float) -> None:
     assert not h.poller.wait(timeout)
@@ -474,6 +301,39 @@ def test_wait_from_a_second_thread_is_refused(h: Harness) -> None:
     assert results and h.poller.dispatch(results[0]) is True
 
 
+class _Boom(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+@pytest.mark.parametrize("raises", [True, False], ids=["handler-raises", "handler-returns"])
+def test_a_signal_during_a_wait_runs_its_handler(h: Harness, raises: bool) -> None:
+    # kevent(2) fails with EINTR; the handler runs; what it raises propagates, else the
+    # wait goes on (here until the handler's own wake-up).
+    ran: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        ran.append(signum)
+        if raises:
+            raise _Boom
+        h.wakeup.wakeup_thread_and_signal_safe()
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        if raises:
+            with pytest.raises(_Boom):
+                signal.setitimer(signal.ITIMER_REAL, 0.01)
+                h.poller.wait(THREAD_TIMEOUT)
+        else:
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            assert h.poll(THREAD_TIMEOUT) == ([], True)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert ran == [signal.SIGALRM]
+    assert not h.poller.wait(0)  # and the poller still waits
+
+
 def test_regular_files_are_always_ready(h: Harness, tmp_path: pathlib.Path) -> None:
     with open(tmp_path / "f", "wb") as f:
         assert h.poller.add_writer(f.fileno(), None, "W") is False
@@ -484,32 +344,53 @@ def test_regular_files_are_always_ready(h: Harness, tmp_path: pathlib.Path) -> N
 def test_a_dispatch_takes_the_batch_of_the_last_wait(h: Harness) -> None:
     h.wakeup.wakeup_thread_and_signal_safe()
     batch = h.poller.wait(0)
-    assert _count(batch) == 1
+    assert batch_size(batch) == 1
     assert h.poller.dispatch(batch) is True
     assert h.poller.dispatch([]) is False
     assert h.poller.dispatch(0) is False
 
 
-# ----------------------------------------------------------- the compiled twin's own
+def test_a_stale_batch_needs_no_rebuild(h: Harness) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        h.poller.add_reader(a.fileno(), a, "R")
+        b.send(b"x")
+        batch = h.poller.wait(0)
+        assert batch_size(batch) == 1
+        h.poller.forget(a.fileno())  # the batch is now stale
+        assert h.poller.dispatch(batch) is False
+        assert h.resched.calls == []
+        assert h.poller.rebuilds == 0
 
 
-@pytest.fixture(name="emulation")
-def emulation_fixture(compiled_module: Any) -> Any:
-    """The emulated kernel's test functions (Linux only)."""
-    if not LINUX:
-        pytest.skip("the emulated kernel is Linux's stand-in for kqueue")
-    import ctypes
+def test_a_reschedule_that_closes_the_poller_ends_the_batch(h: Harness) -> None:
+    woken: list[object] = []
 
-    return ctypes.CDLL(compiled_module.__file__)
+    def closing(task: object, value: object = None) -> None:
+        woken.append(task)
+        poller.close()
 
-
-@pytest.fixture(name="ch")
-def compiled_harness_fixture(compiled_class: Any) -> Iterator[Harness]:
-    harness = Harness(compiled_class)
+    pairs = [socket.socketpair() for _ in range(2)]
+    poller = type(h.poller)(h.wakeup.wakeup_sock.fileno(), closing)
     try:
-        yield harness
+        for i, (a, b) in enumerate(pairs):
+            poller.add_reader(a.fileno(), None, f"R{i}")
+            b.send(b"x")
+        batch = poller.wait(0)
+        assert batch_size(batch) == 2
+        assert poller.dispatch(batch) is False
+        assert len(woken) == 1  # the first wake-up closed it: the rest is dropped
+        assert poller.closed
+        assert (poller.tasks_waiting_read, poller.registered_fds) == (0, 0)
+        assert poller.dispatch(batch) is False
     finally:
-        harness.close()
+        poller.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+# ----------------------------------------------------------- the compiled twin's own
 
 
 def test_compiled_ctl_calls_are_kevent_calls_with_changes(ch: Harness, emulation: Any) -> None:
@@ -561,31 +442,8 @@ def test_compiled_reads_a_full_batch_once(ch: Harness, emulation: Any) -> None:
         assert ch.poller.dispatch(batch) is True
 
 
-def test_compiled_current_kqueue_adopts_the_fd(
-    ch: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if LINUX:
-
-        class Adopted:
-            """select.kqueue.fromfd's contract: the object owns the fd."""
-
-            def __init__(self, fd: int) -> None:
-                self.fd = fd
-                self.closed = False
-
-            @classmethod
-            def fromfd(cls, fd: int) -> Adopted:
-                return cls(fd)
-
-            def fileno(self) -> int:
-                return self.fd
-
-            def close(self) -> None:
-                if not self.closed:
-                    self.closed = True
-                    os.close(self.fd)
-
-        monkeypatch.setattr(select, "kqueue", Adopted, raising=False)
+@pytest.mark.usefixtures("adopting")
+def test_compiled_current_kqueue_adopts_the_fd(ch: Harness) -> None:
     fd = ch.poller.fileno()
     kq = ch.poller.current_kqueue()
     assert kq.fileno() == fd
@@ -597,6 +455,17 @@ def test_compiled_current_kqueue_adopts_the_fd(
         os.fstat(fd)  # closed once, through the object
 
 
+def test_compiled_dispatch_takes_the_count_of_the_last_wait_once(ch: Harness) -> None:
+    ch.wakeup.wakeup_thread_and_signal_safe()
+    n = ch.poller.wait(0)
+    assert n == 1
+    with pytest.raises(ValueError, match=r"the last wait\(\) returned \(1\), once; got 2"):
+        ch.poller.dispatch(2)
+    assert ch.poller.dispatch(n) is True
+    with pytest.raises(ValueError, match=r"returned \(0\), once; got 1"):
+        ch.poller.dispatch(n)
+
+
 def test_compiled_poller_closes_its_kqueue(compiled_class: Any) -> None:
     harness = Harness(compiled_class)
     fd = harness.poller.fileno()
@@ -605,3 +474,89 @@ def test_compiled_poller_closes_its_kqueue(compiled_class: Any) -> None:
     harness.close()
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+# --------------------------------------------------- the manager over each twin, in a run
+
+
+def test_manager_fd_waits(manager_class: Any) -> None:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+
+    async def body(mgr: Any) -> list[object]:
+        seen: list[object] = []
+        async with vivace.open_nursery() as nursery:
+
+            async def reader() -> None:
+                try:
+                    await mgr.wait_readable(a)
+                    seen.append(a.recv(10))
+                    await mgr.wait_readable(a)
+                except vivace.ClosedResourceError:
+                    seen.append("closed")
+
+            async def writer() -> None:
+                await mgr.wait_writable(a)
+                seen.append("writable")
+
+            nursery.start_soon(reader)
+            await wait_all_tasks_blocked()
+            nursery.start_soon(writer)
+            await wait_all_tasks_blocked()
+            seen.append(mgr.statistics().tasks_waiting)
+            with pytest.raises(vivace.BusyResourceError):
+                await mgr.wait_readable(a)
+            await pump(mgr)
+            b.send(b"hi")
+            await pump(mgr)
+            mgr.notify_closing(a)
+        with pytest.raises(OSError, match=r"^\[Errno 9\] Bad file descriptor$"):
+            await mgr.wait_writable(closed_fd())
+        seen.append(mgr.statistics().tasks_waiting)
+        return seen
+
+    with a, b:
+        assert run(manager_class, body) == [2, "writable", b"hi", "closed", 0]
+
+
+def test_manager_kevent_api(manager_class: Any) -> None:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    fd = a.fileno()
+
+    async def body(mgr: Any) -> list[object]:
+        seen: list[object] = []
+        kq = mgr.current_kqueue()
+        assert kq is mgr.current_kqueue()
+        kq.control([select.kevent(fd, READ, fk.KQ_EV_ADD)], 0)  # type: ignore[attr-defined]
+        with pytest.warns(vivace.TrioDeprecationWarning), mgr.monitor_kevent(fd, READ) as queue:
+            seen.append(mgr.statistics().monitors)
+            with pytest.raises(vivace.BusyResourceError):
+                await mgr.wait_readable(a)
+            b.send(b"x")
+            await pump(mgr)
+            seen.append([(ev.ident, ev.filter) for ev in queue.get_batch_nowait()])
+        async with vivace.open_nursery() as nursery:
+
+            async def waiter() -> None:
+                ev = await mgr.wait_kevent(fd, READ, lambda _: lowlevel.Abort.SUCCEEDED)
+                seen.append((ev.ident, ev.filter))
+
+            nursery.start_soon(waiter)
+            await wait_all_tasks_blocked()
+            seen.append(mgr.statistics().tasks_waiting)
+            await pump(mgr)
+        kq.control([select.kevent(fd, READ, fk.KQ_EV_DELETE)], 0)  # type: ignore[attr-defined]
+        seen.append((mgr.statistics().tasks_waiting, mgr.statistics().monitors))
+        seen.append(mgr._poller.routes)
+        return seen
+
+    with a, b:
+        assert run(manager_class, body) == [
+            1,
+            [(fd, READ)],
+            1,
+            (fd, READ),
+            (0, 0),
+            0,
+        ]

@@ -6,7 +6,7 @@
  * It emulates what the poller uses, with the semantics of the kevent(2) manual:
  * - EVFILT_READ and EVFILT_WRITE on fds, registered per (fd, filter): EV_ADD adds or
  *   updates, EV_DELETE removes (ENOENT if not registered), EBADF if the fd is not open.
- *   Other filters are EINVAL.
+ *   Other filters are EINVAL; other flags (EV_ONESHOT, EV_CLEAR...) are ignored.
  * - Level-triggered: a filter reports while its condition holds; EV_EOF when the peer
  *   hung up or the socket has an error. A regular file is always ready (epoll refuses
  *   it; kqueue reports it).
@@ -23,7 +23,8 @@
  *
  * kqueue() and kevent() are hidden, so that nothing outside the test module binds to
  * them. The vv_emu_* functions are for the tests (through ctypes): make the next EV_ADD
- * of one (fd, filter) fail, and look at what the emulated kernel holds and was asked.
+ * of one (fd, filter) fail, look at what the emulated kernel holds and was asked, and
+ * call kevent() from Python (what select.kqueue.control would do on a real system).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -291,4 +292,12 @@ __attribute__((visibility("default"))) int vv_emu_filters(int kq, int fd) {
 /* kevent() calls so far: with changes (which = 0), collecting events (which = 1). */
 __attribute__((visibility("default"))) long vv_emu_count(int which) {
     return which ? vv_emu_reads : vv_emu_change_calls;
+}
+
+/* kevent() itself, for the tests' stand-in for select.kqueue.fromfd(fd).control. */
+__attribute__((visibility("default"))) int vv_emu_kevent(int kq, const struct kevent *changelist,
+                                                         int nchanges, struct kevent *eventlist,
+                                                         int nevents,
+                                                         const struct timespec *timeout) {
+    return kevent(kq, changelist, nchanges, eventlist, nevents, timeout);
 }

@@ -31,12 +31,14 @@ kqueue's part of a readiness backend. What it adds to the reference:
   the count of the last ``wait()``, once, or any falsy value for "no events" (the
   reference takes its list). One read per wait, with the reference's room (two per
   record, one per route, the wakeup fd); what does not fit stays queued in the kernel
-  for the next wait. ``_busy`` counts calls using the array: ``close()`` from another thread or from a
-  reschedule callback leaves it to its last user.
+  for the next wait. ``_busy`` counts calls using the array: ``close()`` from another
+  thread or from a reschedule callback leaves it to its last user.
 
-* Routed keys get ``select.kevent`` objects built from the array (routes are rare, so
-  the common batch makes no Python object); ``select.kevent`` is looked up when one is
-  needed, so the module imports where ``select`` has no kqueue (the Linux test build).
+* A routed key is busy for fd waits in ``c_add`` (the reference checks in
+  ``add_reader``/``add_writer``), so waits parked from C see it too. Routed keys get
+  ``select.kevent`` objects built from the array (routes are rare, so the common batch
+  makes no Python object); ``select.kevent`` is looked up when one is needed, so the
+  module imports where ``select`` has no kqueue (the Linux test build).
 """
 
 cimport cython
@@ -197,6 +199,7 @@ cdef class KqueuePoller(ReadinessTable):
         the number of changes."""
         cdef kevent changes[2]
         cdef kevent receipts[2]
+        cdef timespec no_wait
         cdef int n = 0
         cdef int got
         cdef int i
@@ -207,7 +210,11 @@ cdef class KqueuePoller(ReadinessTable):
             vv_kev_change(&changes[n], fd, EVFILT_WRITE, flags | EV_RECEIPT)
             n += 1
         self.ctl_calls += 1
-        got = c_kevent(self._kq, changes, n, receipts, n, NULL)
+        # A zero timeout, as the reference passes: with EV_RECEIPT every change fills a
+        # slot and kevent returns at once; the timeout makes sure of it.
+        no_wait.tv_sec = 0
+        no_wait.tv_nsec = 0
+        got = c_kevent(self._kq, changes, n, receipts, n, &no_wait)
         if got < 0:
             got = errno
             for i in range(n):
