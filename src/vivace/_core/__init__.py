@@ -169,3 +169,28 @@ __all__ = [
     "wait_writable",
     "warn_deprecated",
 ]
+
+import sys as _sys
+
+if _sys.platform == "win32":
+    # trio's Windows-only lowlevel names (the IOCP backend's); absent elsewhere, as in trio.
+    from ._io_windows import (
+        WaitForSingleObject as WaitForSingleObject,
+        current_iocp as current_iocp,
+        monitor_completion_key as monitor_completion_key,
+        readinto_overlapped as readinto_overlapped,
+        register_with_iocp as register_with_iocp,
+        wait_overlapped as wait_overlapped,
+        write_overlapped as write_overlapped,
+    )
+
+    __all__ += [
+        "WaitForSingleObject",
+        "current_iocp",
+        "monitor_completion_key",
+        "readinto_overlapped",
+        "register_with_iocp",
+        "wait_overlapped",
+        "write_overlapped",
+    ]
+del _sys

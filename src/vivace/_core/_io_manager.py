@@ -287,6 +287,8 @@ ENV_VAR = "VIVACE_IO_BACKEND"
 
 def available_backends() -> tuple[str, ...]:
     """The backends this platform can run, the default first."""
+    if sys.platform == "win32":
+        return ("iocp",)
     if sys.platform.startswith("linux"):
         return ("epoll", "poll")
     if os.name == "posix" and hasattr(select, "poll"):
@@ -305,6 +307,10 @@ def _manager_class(name: str) -> type[IOManager]:
         from ._io_poll import PollIOManager
 
         return PollIOManager
+    if name == "iocp":
+        from ._io_windows import WindowsIOManager
+
+        return WindowsIOManager
     raise AssertionError(f"no manager for backend {name!r}")  # pragma: no cover
 
 
