@@ -94,6 +94,7 @@ class FakeKernel:
         self.ops: dict[int, _Op] = {}
         self.calls: list[tuple[Any, ...]] = []
         self.cancel_mode = "immediate"
+        self.blocking = threading.Event()  # set when a dequeue is about to block
         self.closed_handles: list[int] = []
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -245,6 +246,8 @@ class FakeKernel:
     def dequeue(self, port: int, entries: Any, count: int, timeout_ms: int) -> int:
         self._poll_real_fds(0)
         if not self.ports[port] and timeout_ms:
+            self.calls.append(("block", timeout_ms, threading.current_thread().name))
+            self.blocking.set()
             limit = HANG_GUARD_S if timeout_ms == w.INFINITE else timeout_ms / 1000
             self._poll_real_fds(min(limit, HANG_GUARD_S))
             if not self.ports[port] and limit >= HANG_GUARD_S:

@@ -607,11 +607,16 @@ def test_guest_mode_waits_on_the_port_in_a_worker_thread(fake: FakeKernel) -> No
         async with vivace.open_nursery() as nursery:
             nursery.start_soon(vivace.lowlevel.wait_readable, sock)
             await wait_all_tasks_blocked()
-            # From another thread, while the guest's worker blocks in the port.
+            # From another thread, once the guest blocks in the port (in its worker
+            # thread: guest mode never blocks the host's).
             token = vivace.lowlevel.current_trio_token()
-            thread = threading.Thread(
-                target=token.run_sync_soon, args=(fake.set_ready, sock, RECEIVE)
-            )
+            fake.blocking.clear()
+
+            def wake() -> None:
+                assert fake.blocking.wait(60)
+                token.run_sync_soon(fake.set_ready, sock, RECEIVE)
+
+            thread = threading.Thread(target=wake)
             thread.start()
         thread.join()
         return "done"
@@ -623,13 +628,15 @@ def test_guest_mode_waits_on_the_port_in_a_worker_thread(fake: FakeKernel) -> No
         todo.get(timeout=60)()
     assert done[0].unwrap() == "done"
     main_thread = threading.main_thread().name
-    assert any(c[0] == "dequeue" and c[3] != main_thread and c[2] for c in fake.calls)
+    assert [c for c in fake.calls if c[0] == "block"][-1][2] != main_thread
 
 
 def test_force_wakeup_posts_to_the_port_from_any_thread() -> None:
     fake = FakeKernel()
     manager = WindowsIOManager(fake)
     try:
+        assert isinstance(manager, _io_manager.IOManager)
+        assert isinstance(manager.statistics(), _io_manager.IOStatistics)
         thread = threading.Thread(target=manager.force_wakeup)
         thread.start()
         assert manager.get_events(math.inf) == 1  # blocks until the post arrives

@@ -377,16 +377,15 @@ class WindowsIOManager:
         kernel = self._kernel
         cancel_event = kernel.create_event()
         wait_id = next(self._next_wait_id)
-        record: list[Any] = [_run.current_task(), None]
-        self._object_waits[wait_id] = record
+        record: list[Any] = [_run.current_task(), None]  # the task, then the outcome
 
         def wait_in_thread() -> int:
             return kernel.wait_any((handle_int, cancel_event), w.INFINITE)
 
         def deliver(result: outcome.Outcome[int]) -> None:
             record[1] = result
-            # Even if the run has ended, this post is harmless: the port is gone or
-            # nobody reads it.
+            # The port is still open: the run cannot end while the task waits for
+            # this post (its abort never succeeds).
             kernel.post(port, 0, KEY_WAIT_OBJECT, wait_id)
 
         raise_cancel: list[Callable[[], object]] = []
@@ -396,10 +395,12 @@ class WindowsIOManager:
             kernel.set_event(cancel_event)
             return Abort.FAILED
 
+        self._object_waits[wait_id] = record
         try:
             start_thread_soon(wait_in_thread, deliver, name="vivace WaitForSingleObject")
             result: outcome.Outcome[int] = await wait_task_rescheduled(abort)
         finally:
+            self._object_waits.pop(wait_id, None)
             kernel.close_handle(cancel_event)
         index = result.unwrap()
         if index in (w.WAIT_OBJECT_0, w.WAIT_ABANDONED_0):
