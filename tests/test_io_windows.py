@@ -507,6 +507,33 @@ def test_a_refused_poll_raises_at_once_and_fails_the_other_waiter(fake: FakeKern
     vivace.run(main)
 
 
+def test_a_poll_that_cannot_be_reissued_fails_the_remaining_waiter(fake: FakeKernel) -> None:
+    sock = fake.make_socket()
+    outcomes: dict[str, Any] = {}
+
+    async def waiter(name: str, wait: Any) -> None:
+        try:
+            await wait(sock)
+        except OSError as exc:
+            outcomes[name] = exc.winerror  # type: ignore[attr-defined,unused-ignore]
+        else:
+            outcomes[name] = "ready"
+
+    async def main() -> None:
+        async with vivace.open_nursery() as nursery:
+            nursery.start_soon(waiter, "r", vivace.lowlevel.wait_readable)
+            nursery.start_soon(waiter, "w", vivace.lowlevel.wait_writable)
+            await wait_all_tasks_blocked()
+            fake.sockets[sock].poll_error = w.ERROR_INVALID_HANDLE
+            fake.set_ready(sock, SEND)  # the writer wakes; re-polling for the reader fails
+        assert outcomes == {"w": "ready", "r": w.ERROR_INVALID_HANDLE}
+        # A stray entry with the AFD key (no poll of ours at that address) is ignored.
+        fake.post(_io_windows.current_iocp(), 0, _io_windows.KEY_AFD_POLL, 0x999)
+        await vivace.lowlevel.checkpoint()
+
+    vivace.run(main)
+
+
 def test_waiting_on_a_non_socket_is_refused_without_a_poll(fake: FakeKernel) -> None:
     async def main() -> None:
         polls = fake.count("afd_poll")
@@ -648,3 +675,15 @@ def test_force_wakeup_posts_to_the_port_from_any_thread() -> None:
         manager.close()
         manager.close()
         fake.dispose()
+    with pytest.raises(RuntimeError, match="closed"):
+        manager.get_events(0)
+
+
+def test_the_windows_functions_need_the_windows_manager() -> None:
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="Windows I/O manager"):
+            _io_windows.current_iocp()
+
+    vivace.run(main)  # the platform's own backend
+    with pytest.raises(RuntimeError, match="async context"):
+        _io_windows.current_iocp()

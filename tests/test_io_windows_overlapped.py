@@ -84,6 +84,19 @@ def test_wait_overlapped_accepts_an_address_and_refuses_a_second_waiter(
     vivace.run(main)
 
 
+def test_a_completion_nobody_waits_for_is_dropped(fake: FakeKernel) -> None:
+    async def main() -> None:
+        handle = fake.make_file()
+        _io_windows.register_with_iocp(handle)
+        _start_read(fake, handle)  # started, never waited for
+        fake.complete_read(fake.pending("read")[0], b"z")
+        await vivace.lowlevel.checkpoint()
+        await vivace.lowlevel.checkpoint()
+        assert _manager().statistics().tasks_waiting_overlapped == 0
+
+    vivace.run(main)
+
+
 def test_cancelled_wait_overlapped_cancels_the_operation(fake: FakeKernel) -> None:
     async def main() -> None:
         handle = fake.make_file()
