@@ -126,8 +126,6 @@ class AfdPoller:
         self._vacant: list[_Group] = []
         self.tasks_waiting_read = 0
         self.tasks_waiting_write = 0
-        self.issued = 0  # polls issued (refreshes are visible in tests)
-        self.cancels = 0  # CancelIoEx calls for superseded polls
 
     # -- waiters -----------------------------------------------------------------------
     def add_waiter(self, sock: int, task: object, readable: bool) -> int | None:
@@ -209,7 +207,6 @@ class AfdPoller:
         current = rec.current
         if current is not None:
             self._retire(current)
-            self.cancels += 1
             # False: it completed already; its completion is queued and will be
             # ignored as stale.
             self._kernel.cancel_io(current.group.handle, current.overlapped)
@@ -219,7 +216,6 @@ class AfdPoller:
         group = self._vacant[-1] if self._vacant else self._new_group()
         poll = _Poll(rec, group, wanted)
         self._kernel.afd_poll(group.handle, poll.poll_info, poll.overlapped)
-        self.issued += 1
         self.ops[w.address_of(poll.overlapped)] = poll
         rec.current = poll
         group.size += 1
