@@ -50,6 +50,16 @@ from ._util import fixup_module_metadata as _fixup
 
 if _sys.platform != "win32":
     from ._unix_pipes import FdStream as FdStream
+else:
+    from ._core import (
+        WaitForSingleObject as WaitForSingleObject,
+        current_iocp as current_iocp,
+        monitor_completion_key as monitor_completion_key,
+        readinto_overlapped as readinto_overlapped,
+        register_with_iocp as register_with_iocp,
+        wait_overlapped as wait_overlapped,
+        write_overlapped as write_overlapped,
+    )
 
 if _sys.platform not in ("linux", "win32", "android") and hasattr(_select, "kqueue"):
     from ._core import (

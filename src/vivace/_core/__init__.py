@@ -183,4 +183,26 @@ if _sys.platform not in ("linux", "win32", "android") and hasattr(_select, "kque
     )
 
     __all__ += ["current_kqueue", "monitor_kevent", "wait_kevent"]
+
+if _sys.platform == "win32":
+    # trio's Windows-only lowlevel names (the IOCP backend's); absent elsewhere, as in trio.
+    from ._io_windows import (
+        WaitForSingleObject as WaitForSingleObject,
+        current_iocp as current_iocp,
+        monitor_completion_key as monitor_completion_key,
+        readinto_overlapped as readinto_overlapped,
+        register_with_iocp as register_with_iocp,
+        wait_overlapped as wait_overlapped,
+        write_overlapped as write_overlapped,
+    )
+
+    __all__ += [
+        "WaitForSingleObject",
+        "current_iocp",
+        "monitor_completion_key",
+        "readinto_overlapped",
+        "register_with_iocp",
+        "wait_overlapped",
+        "write_overlapped",
+    ]
 del _select, _sys

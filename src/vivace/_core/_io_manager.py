@@ -295,6 +295,8 @@ def _has_kqueue() -> bool:
 
 def available_backends() -> tuple[str, ...]:
     """The backends this platform can run, the default first."""
+    if sys.platform == "win32":
+        return ("iocp",)
     if sys.platform.startswith("linux"):
         return ("epoll", "poll", "kqueue") if _has_kqueue() else ("epoll", "poll")
     if os.name == "posix" and hasattr(select, "poll"):
@@ -318,6 +320,10 @@ def _manager_class(name: str) -> type[IOManager]:
         from ._io_kqueue import KqueueIOManager
 
         return KqueueIOManager
+    if name == "iocp":
+        from ._io_windows import WindowsIOManager
+
+        return WindowsIOManager
     raise AssertionError(f"no manager for backend {name!r}")  # pragma: no cover
 
 
