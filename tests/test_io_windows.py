@@ -194,9 +194,22 @@ def _win32_imports(path: pathlib.Path) -> set[str]:
     the test is ``!= "win32"``) in *path*."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if not isinstance(node, ast.If) or "win32" not in ast.unparse(node.test):
+        if not isinstance(node, ast.If):
             continue
-        body = node.orelse if "!=" in ast.unparse(node.test) else node.body
+        # A comparison == or != "win32", maybe inside an `or` (trio's has one), but not,
+        # say, the kqueue block's `sys.platform not in ("linux", "win32", ...)`.
+        ops = [
+            cmp.ops[0]
+            for cmp in ast.walk(node.test)
+            if isinstance(cmp, ast.Compare)
+            and len(cmp.ops) == 1
+            and isinstance(cmp.ops[0], (ast.Eq, ast.NotEq))
+            and isinstance(cmp.comparators[0], ast.Constant)
+            and cmp.comparators[0].value == "win32"
+        ]
+        if not ops:
+            continue
+        body = node.orelse if isinstance(ops[0], ast.NotEq) else node.body
         for stmt in body:
             if isinstance(stmt, ast.ImportFrom):
                 names.update(alias.asname or alias.name for alias in stmt.names)
