@@ -3,8 +3,9 @@ methods, same state changes, same epoll_ctl calls in the same order, same errors
 
 The waiter table, the armed masks, lazy disarm, owner-proved cache hits, zombie
 detection and waking are the shared ``ReadinessTable`` (``_io_readiness_py``; read its
-notes first). This is epoll's part of a readiness backend: the epoll set, ``_arm`` and
-``_disarm`` as epoll_ctl, ``wait``, the dispatch loop and the rebuild.
+notes first), and so are ``wait``'s checks and timeout rules (``_begin_wait``). This
+is epoll's part of a readiness backend: the epoll set, ``_arm`` and ``_disarm`` as
+epoll_ctl, the epoll_wait call, the dispatch loop and the rebuild.
 ``_io_epoll.EpollIOManager`` wraps it with the async API.
 
 Design notes
@@ -26,7 +27,6 @@ Design notes
 
 from __future__ import annotations
 
-import math
 import select
 from errno import EEXIST, ENOENT
 from typing import TYPE_CHECKING, Any
@@ -46,12 +46,6 @@ EPOLLOUT = 0x004
 EPOLLERR = 0x008
 EPOLLHUP = 0x010
 
-# epoll_wait takes an int of milliseconds; longer waits are clamped to the maximum.
-_MAX_TIMEOUT_MS = 2**31 - 1
-_MAX_TIMEOUT_S = _MAX_TIMEOUT_MS / 1000
-
-_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
-
 
 class EpollPoller(ReadinessTable):
     """The epoll set, and turning its events into wake-ups through the shared table."""
@@ -59,7 +53,6 @@ class EpollPoller(ReadinessTable):
     def __init__(self, wakeup_fd: int, reschedule: Callable[..., object] | None = None) -> None:
         super().__init__("epoll", wakeup_fd, reschedule)
         self._epoll: Any = select.epoll()
-        self._in_wait = False
         try:
             err = self._ctl_add(wakeup_fd, EPOLLIN)
             if err:
@@ -131,23 +124,14 @@ class EpollPoller(ReadinessTable):
         """Block in epoll_wait up to *timeout* seconds (0: poll; inf: no limit), without
         the GIL. Safe to call from another thread while the owning thread leaves the
         poller alone. Returns the batch for ``dispatch`` (falsy if empty)."""
-        if self._closed:
-            raise RuntimeError(f"the {self.backend} poller is closed")
-        if self._in_wait:
-            raise RuntimeError(_BUSY_WAIT_MSG)
-        if math.isnan(timeout):
-            raise ValueError("timeout must not be NaN")
-        if timeout <= 0:
-            seconds = 0.0
-        elif timeout > _MAX_TIMEOUT_S:
-            seconds = -1.0 if timeout == math.inf else _MAX_TIMEOUT_S
-        else:
-            seconds = timeout
+        seconds = self._begin_wait(timeout)
         # select.epoll.poll rounds up to whole ms and retries on EINTR with the
         # remaining time after running signal handlers (propagating their exceptions).
         self._in_wait = True
         try:
-            events: list[tuple[int, int]] = self._epoll.poll(seconds, len(self._records) + 1)
+            events: list[tuple[int, int]] = self._epoll.poll(
+                -1.0 if seconds is None else seconds, len(self._records) + 1
+            )
         finally:
             self._in_wait = False
         if self._closed:

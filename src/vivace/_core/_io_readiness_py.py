@@ -2,13 +2,14 @@
 ``_ext/_io_readiness.pyx`` is the compiled twin: same methods, same state changes, same
 calls into the backend's hooks in the same order, same errors.
 
-A readiness backend (epoll today; poll and kqueue next) is a poller class that
+A readiness backend (epoll, poll, kqueue) is a poller class that
 subclasses ``ReadinessTable`` and writes only what depends on its system call:
 
 * ``_arm(fd, had, wanted)`` and ``_disarm(fd, remaining)``: make the kernel watch
   *wanted* (resp. *remaining*, 0 = stop watching) for *fd*, given that it watches
   *had*; each returns 0 or an errno, never raises.
-* ``wait(timeout)``: block in the system call; returns a batch.
+* ``wait(timeout)``: ``_begin_wait(timeout)`` (the checks and the timeout rules every
+  backend shares), then block in the system call; returns a batch.
 * ``dispatch(batch)``: feed each ``(fd, events)`` pair of the batch to ``ready`` and
   rebuild the kernel's set if asked to (a backend whose kernel keeps no registrations,
   such as poll, has nothing to rebuild).
@@ -58,10 +59,17 @@ Design notes
   the callback that wakes a task (tests inject one); None, what the run's I/O manager
   passes, means each task's own runner (``task._runner.reschedule``), which the
   compiled twin calls in C. Statistics are counters, so ``statistics()`` is O(1).
+
+* Waiting. Every backend's ``wait`` starts with ``_begin_wait``: a closed poller and a
+  second thread waiting (``_in_wait``, which the backend sets around its system call)
+  are RuntimeErrors, a NaN timeout is a ValueError; <= 0 polls, inf blocks, and longer
+  waits are clamped to the syscall's int of milliseconds (epoll_wait's and poll's;
+  kqueue's too, for the same behaviour), which the backend rounds up.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -81,6 +89,12 @@ HANGUP = 0x010  # POLLHUP, EPOLLHUP
 _READ_READY = READABLE | ERROR | HANGUP
 _WRITE_READY = WRITABLE | ERROR | HANGUP
 _DIRECTIONS = READABLE | WRITABLE
+
+# epoll_wait and poll take an int of milliseconds; longer waits are clamped to that.
+_MAX_TIMEOUT_MS = 2**31 - 1
+_MAX_TIMEOUT_S = _MAX_TIMEOUT_MS / 1000
+
+_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
 
 # What ``ready`` tells the dispatch loop about one event (bit flags).
 WAKEUP = 1  # it was the wakeup fd: the manager drains it
@@ -128,6 +142,7 @@ class ReadinessTable:
         self.ctl_calls = 0
         self.rebuilds = 0
         self._closed = False
+        self._in_wait = False
 
     def close(self) -> None:
         if not self._closed:
@@ -147,6 +162,22 @@ class ReadinessTable:
     def registered_fds(self) -> int:
         """How many fds (besides the wakeup fd) we believe the kernel watches."""
         return sum(1 for rec in self._records.values() if rec.armed)
+
+    def _begin_wait(self, timeout: float) -> float | None:
+        """The checks that open every backend's ``wait`` (module notes); *timeout* as
+        the seconds to wait: 0 polls, None has no limit, the rest is at most
+        ``_MAX_TIMEOUT_S``."""
+        if self._closed:
+            raise RuntimeError(f"the {self.backend} poller is closed")
+        if self._in_wait:
+            raise RuntimeError(_BUSY_WAIT_MSG)
+        if math.isnan(timeout):
+            raise ValueError("timeout must not be NaN")
+        if timeout <= 0:
+            return 0.0
+        if timeout > _MAX_TIMEOUT_S:
+            return None if timeout == math.inf else _MAX_TIMEOUT_S
+        return timeout
 
     # -- the platform's hooks (this base watches nothing) -------------------------------
     def _arm(self, fd: int, had: int, wanted: int) -> int:

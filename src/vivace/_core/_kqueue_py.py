@@ -50,7 +50,8 @@ Design notes
   that direction, so it re-adds it before its next wait there. Events for keys with
   neither a route nor a record of ours are dropped.
 
-* ``wait`` has epoll's timeout rules and errors; it returns the kevents as the kernel
+* ``wait`` has epoll's timeout rules and errors (the shared table's ``_begin_wait``:
+  kevent(2) takes a timespec, but waits are clamped as epoll's and poll's are); it returns the kevents as the kernel
   gave them (the batch for ``dispatch``). One call, with room for every registration
   of ours and every route: reading again while the list comes back full (trio's loop)
   would never end on level-triggered registrations, which are queued again as soon as
@@ -59,7 +60,6 @@ Design notes
 
 from __future__ import annotations
 
-import math
 import select
 from errno import EBADF, ENOENT
 from typing import TYPE_CHECKING, Any
@@ -84,11 +84,6 @@ KQ_EV_ERROR: int = getattr(select, "KQ_EV_ERROR", 0x4000)
 # Directions in the order their changes are submitted.
 _DIRECTIONS = ((READABLE, KQ_FILTER_READ), (WRITABLE, KQ_FILTER_WRITE))
 
-# kevent(2) takes a timespec; waits are clamped as epoll's and poll's are.
-_MAX_TIMEOUT_S = (2**31 - 1) / 1000
-
-_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
-
 
 def _new_kqueue() -> Any:
     try:
@@ -107,7 +102,6 @@ class KqueuePoller(ReadinessTable):
         self._kq: Any = _new_kqueue()
         self._kernel: dict[int, int] = {}
         self._routes: dict[tuple[int, int], Callable[[Any], object]] = {}
-        self._in_wait = False
         try:
             err = self._submit([(wakeup_fd, KQ_FILTER_READ, KQ_EV_ADD)])[0]
             if err:
@@ -236,19 +230,7 @@ class KqueuePoller(ReadinessTable):
         """Block in kevent(2) up to *timeout* seconds (0: poll; inf: no limit), without
         the GIL. Safe to call from another thread while the owning thread leaves the
         poller alone. Returns the batch for ``dispatch`` (falsy if empty)."""
-        if self._closed:
-            raise RuntimeError(f"the {self.backend} poller is closed")
-        if self._in_wait:
-            raise RuntimeError(_BUSY_WAIT_MSG)
-        if math.isnan(timeout):
-            raise ValueError("timeout must not be NaN")
-        seconds: float | None
-        if timeout <= 0:
-            seconds = 0.0
-        elif timeout > _MAX_TIMEOUT_S:
-            seconds = None if timeout == math.inf else _MAX_TIMEOUT_S
-        else:
-            seconds = timeout
+        seconds = self._begin_wait(timeout)
         # Room for every registration of ours and every route. Anything beyond (the
         # caller's own unrouted registrations) waits for the next call: level-triggered
         # events are queued again, behind the others, so nothing starves.

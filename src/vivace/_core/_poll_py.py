@@ -42,13 +42,13 @@ Design notes
 
 * ``wait`` has epoll's timeout rules (NaN is a ValueError, <= 0 polls, inf blocks,
   longer waits are clamped to poll(2)'s int of milliseconds, rounded up) and its
-  errors (closed, a second thread waiting). It may run in a worker thread (guest mode)
-  while the run's thread leaves the poller alone.
+  errors (closed, a second thread waiting): both are the shared table's
+  ``_begin_wait``. It may run in a worker thread (guest mode) while the run's thread
+  leaves the poller alone.
 """
 
 from __future__ import annotations
 
-import math
 import select
 import sys
 from errno import EBADF
@@ -80,12 +80,6 @@ if (POLLIN, POLLOUT, POLLERR, POLLHUP) != (
 ):  # pragma: no cover
     raise ImportError("poll's event bits differ from the readiness table's")
 
-# poll takes an int of milliseconds; longer waits are clamped to the maximum.
-_MAX_TIMEOUT_MS = 2**31 - 1
-_MAX_TIMEOUT_S = _MAX_TIMEOUT_MS / 1000
-
-_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
-
 
 class PollPoller(ReadinessTable):
     """The poll set, and turning its events into wake-ups through the shared table."""
@@ -94,7 +88,6 @@ class PollPoller(ReadinessTable):
         super().__init__("poll", wakeup_fd, reschedule)
         self._poll: Any = select.poll()
         self._masks: dict[int, int] = {}
-        self._in_wait = False
         # Counted, as epoll counts adding the wakeup fd; it is ours and open.
         self.ctl_calls += 1
         self._poll.register(wakeup_fd, POLLIN)
@@ -151,19 +144,9 @@ class PollPoller(ReadinessTable):
         """Block in poll(2) up to *timeout* seconds (0: poll; inf: no limit), without
         the GIL. Safe to call from another thread while the owning thread leaves the
         poller alone. Returns the batch for ``dispatch`` (falsy if empty)."""
-        if self._closed:
-            raise RuntimeError(f"the {self.backend} poller is closed")
-        if self._in_wait:
-            raise RuntimeError(_BUSY_WAIT_MSG)
-        if math.isnan(timeout):
-            raise ValueError("timeout must not be NaN")
-        ms: float | None
-        if timeout <= 0:
-            ms = 0
-        elif timeout > _MAX_TIMEOUT_S:
-            ms = None if timeout == math.inf else _MAX_TIMEOUT_MS
-        else:
-            ms = min(timeout * 1000.0, _MAX_TIMEOUT_MS)
+        seconds = self._begin_wait(timeout)
+        # At most 2**31 - 1 exactly: the table's clamp is that many ms.
+        ms = None if seconds is None else seconds * 1000.0
         # select.poll.poll rounds up to whole ms and retries on EINTR with the
         # remaining time after running signal handlers (propagating their exceptions).
         self._in_wait = True

@@ -35,7 +35,6 @@ cdef class EpollPoller(ReadinessTable):
     cdef int _capacity
     cdef int _nready
     cdef int _busy
-    cdef bint _in_wait
 
     cdef void _release_buffer(self) noexcept
     cdef int _ctl(self, int op, int fd, uint32_t mask) noexcept

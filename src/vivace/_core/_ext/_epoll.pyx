@@ -6,10 +6,11 @@ Design notes
 Semantics, registration policy (level-triggered, lazy disarm, owner-proved cache hits,
 zombie rebuilds) and every observable effect -- return values, the order of epoll_ctl
 calls and reschedules, counters, error types and messages -- are the reference twin's;
-read its notes first. The waiter table, the armed masks and waking tasks are the shared
-``ReadinessTable`` (``_io_readiness.pyx``); this module is epoll's part of a readiness
-backend: the ``_arm``/``_disarm`` hooks as epoll_ctl, ``wait``, the dispatch loop and
-the rebuild. What it adds to the reference:
+read its notes first. The waiter table, the armed masks, waking tasks and ``wait``'s
+checks and timeout rules (``_begin_wait``) are the shared ``ReadinessTable``
+(``_io_readiness.pyx``); this module is epoll's part of a readiness backend: the
+``_arm``/``_disarm`` hooks as epoll_ctl, the epoll_wait call (without the GIL), the
+dispatch loop and the rebuild. What it adds to the reference:
 
 * The event buffer is a C array owned by the poller. ``wait()`` fills it with the GIL
   released and returns the event count; ``dispatch(n)`` walks it. So a batch is not a
@@ -27,7 +28,7 @@ the rebuild. What it adds to the reference:
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EEXIST, EINTR, ENOENT, errno
-from libc.math cimport ceil, isnan
+from libc.math cimport ceil
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport free, realloc
 from posix.unistd cimport close as c_close
@@ -39,6 +40,7 @@ from vivace._core._ext._io_readiness cimport (
     READY_WAKEUP,
     ReadinessTable,
     _os_error,
+    _wait_ms,
 )
 from vivace._core._ext._vvc cimport vv_monotonic
 
@@ -60,22 +62,7 @@ cdef extern from "<sys/epoll.h>" nogil:
 if not (<int>EPOLLIN == <int>IO_READ and <int>EPOLLOUT == <int>IO_WRITE):  # pragma: no cover
     raise ImportError("epoll's event bits differ from the readiness table's")
 
-# epoll_wait takes an int of milliseconds; longer waits are clamped to the maximum.
-cdef int _MAX_TIMEOUT_MS = 2147483647
-cdef double _MAX_TIMEOUT_S = 2147483.647
 cdef int _MIN_CAPACITY = 64
-
-_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
-
-
-cdef int _timeout_ms(double timeout) except? -2:
-    if isnan(timeout):
-        raise ValueError("timeout must not be NaN")
-    if timeout <= 0:
-        return 0
-    if timeout > _MAX_TIMEOUT_S:
-        return -1 if timeout == float("inf") else _MAX_TIMEOUT_MS
-    return <int>ceil(timeout * 1000.0)
 
 
 @cython.final
@@ -88,7 +75,6 @@ cdef class EpollPoller(ReadinessTable):
         self._capacity = 0
         self._nready = 0
         self._busy = 0
-        self._in_wait = False
 
     def __init__(self, int wakeup_fd, reschedule=None):
         if self._epfd >= 0:
@@ -175,11 +161,8 @@ cdef class EpollPoller(ReadinessTable):
         """Block in epoll_wait up to *timeout* seconds (0: poll; inf: no limit), without
         the GIL. Safe to call from another thread while the owning thread leaves the
         poller alone. Returns the batch for ``dispatch`` (the event count)."""
-        if self._closed:
-            raise RuntimeError(f"the {self.backend} poller is closed")
-        if self._in_wait:
-            raise RuntimeError(_BUSY_WAIT_MSG)
-        cdef int ms = _timeout_ms(timeout)
+        # The checks and timeout rules are the shared table's.
+        cdef int ms = _wait_ms(self._begin_wait(timeout))
         cdef Py_ssize_t want = len(self._records) + 1
         cdef int maxevents = <int>want if want < 0x7FFFFFF else 0x7FFFFFF
         self._reserve(maxevents)

@@ -1,12 +1,12 @@
 # cython: language_level=3
 #
 # C-level interface of the readiness bookkeeping that every readiness-based I/O backend
-# shares (epoll today, poll and kqueue next); the compiled twin of
+# shares (epoll, poll, kqueue); the compiled twin of
 # ``vivace._core._io_readiness_py``. A backend's poller subclasses ``ReadinessTable``
 # and writes only the system call: ``_arm``/``_disarm`` (register, modify, unregister
-# one fd's interest), ``wait``, a dispatch loop that feeds each (fd, events) pair to
-# ``c_ready``, ``close`` and, if the kernel keeps state that can go stale, a rebuild
-# that ends in ``_rearm_all``. Engine modules park tasks through ``c_add``/``c_remove``:
+# one fd's interest), ``wait`` (opening with ``_begin_wait``), a dispatch loop that
+# feeds each (fd, events) pair to ``c_ready``, ``close`` and, if the kernel keeps state
+# that can go stale, a rebuild that ends in ``_rearm_all``. Engine modules park tasks through ``c_add``/``c_remove``:
 #
 #     from vivace._core._ext._io_readiness cimport ReadinessTable, IO_READ, IO_WRITE
 
@@ -26,6 +26,10 @@ cdef enum:
     READY_REBUILD = 2   # the kernel reported something we cannot reach: rebuild
 
 
+# The seconds from ReadinessTable._begin_wait as an int of milliseconds for epoll_wait
+# and poll: rounded up; -1 (no limit) stays -1.
+cdef int _wait_ms(double seconds) noexcept
+
 # OSError(err, strerror(err)), as PyErr_SetFromErrno builds it (the errno's subclass).
 cdef object _os_error(int err)
 
@@ -42,6 +46,7 @@ cdef class ReadinessTable:
     cdef object _reschedule   # None: wake each task through its own kernel, in C
     cdef int _wakeup_fd
     cdef bint _closed
+    cdef bint _in_wait        # a thread is in the backend's wait (set around its syscall)
     cdef readonly str backend
     cdef readonly Py_ssize_t tasks_waiting_read
     cdef readonly Py_ssize_t tasks_waiting_write
@@ -54,6 +59,7 @@ cdef class ReadinessTable:
     cdef int c_remove(self, int fd, object task, uint32_t bit) except -1
     cdef int c_ready(self, int fd, uint32_t ev) except -1
     cdef int _clear(self) except -1
+    cdef double _begin_wait(self, double timeout) except? -2.0
     cdef int _rearm_all(self) except -1
     cdef int _wake(self, object task, object value) except -1
     cdef int _fail_record(self, int fd, _FdRecord rec, int err) except -1

@@ -15,9 +15,14 @@ adds:
 * With ``reschedule=None`` (what the run's I/O manager uses) a woken task is handed
   straight to its own kernel's C ``_reschedule`` -- what ``runner.reschedule(task)``
   does, minus two Python calls per event.
+* ``_begin_wait`` (the checks and timeout rules every backend's ``wait`` opens with) is
+  a cdef method the backend calls with the GIL held; it returns seconds, -1 for no
+  limit, and ``_wait_ms`` turns them into epoll_wait's and poll's int of milliseconds.
+  The blocking system call itself stays in the backend, without the GIL.
 """
 
 cimport cython
+from libc.math cimport ceil, isnan
 
 from vivace._core._ext._kernel cimport KernelBase, TaskBase
 
@@ -40,6 +45,20 @@ ERROR = IO_ERROR
 HANGUP = IO_HANGUP
 WAKEUP = READY_WAKEUP
 REBUILD = READY_REBUILD
+
+
+# epoll_wait and poll take an int of milliseconds; longer waits are clamped to that.
+cdef int _MAX_TIMEOUT_MS = 2147483647
+cdef double _MAX_TIMEOUT_S = 2147483.647
+
+_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
+
+
+cdef int _wait_ms(double seconds) noexcept:
+    # noexcept: arithmetic only. _MAX_TIMEOUT_S * 1000.0 is exactly _MAX_TIMEOUT_MS.
+    if seconds < 0:
+        return -1
+    return <int>ceil(seconds * 1000.0)
 
 
 cdef object _os_error(int err):
@@ -74,6 +93,7 @@ cdef class ReadinessTable:
         self._records = {}
         self._wakeup_fd = -1
         self._closed = True
+        self._in_wait = False
         self.backend = "readiness"
 
     def __init__(self, str backend not None, int wakeup_fd, reschedule=None):
@@ -102,6 +122,20 @@ cdef class ReadinessTable:
         self.tasks_waiting_read = 0
         self.tasks_waiting_write = 0
         return 0
+
+    cdef double _begin_wait(self, double timeout) except? -2.0:
+        # The reference twin's _begin_wait, with -1 for "no limit" (None there).
+        if self._closed:
+            raise RuntimeError(f"the {self.backend} poller is closed")
+        if self._in_wait:
+            raise RuntimeError(_BUSY_WAIT_MSG)
+        if isnan(timeout):
+            raise ValueError("timeout must not be NaN")
+        if timeout <= 0:
+            return 0.0
+        if timeout > _MAX_TIMEOUT_S:
+            return -1.0 if timeout == float("inf") else _MAX_TIMEOUT_S
+        return timeout
 
     @property
     def closed(self):

@@ -45,7 +45,6 @@ cdef class KqueuePoller(ReadinessTable):
     cdef int _capacity
     cdef int _nready
     cdef int _busy
-    cdef bint _in_wait
 
     cdef void _release_buffer(self) noexcept
     cdef void _release_kernel(self) noexcept

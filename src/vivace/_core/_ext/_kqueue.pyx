@@ -7,9 +7,10 @@ Semantics (level-triggered, lazy disarm, owner-proved cache hits, one registrati
 direction, EV_RECEIPT changes undone on failure, routes for the lowlevel kevent API) and
 every observable effect -- return values, the kevent(2) calls and their changes in
 order, reschedules, counters, error types and messages -- are the reference twin's;
-read its notes and the shared table's first. The waiter table, the armed masks and
-waking tasks are the shared ``ReadinessTable`` (``_io_readiness.pyx``); this module is
-kqueue's part of a readiness backend. What it adds to the reference:
+read its notes and the shared table's first. The waiter table, the armed masks, waking
+tasks and ``wait``'s checks and timeout rules (``_begin_wait``) are the shared
+``ReadinessTable`` (``_io_readiness.pyx``); this module is kqueue's part of a readiness
+backend. What it adds to the reference:
 
 * The kqueue is made with kqueue(2) and driven with kevent(2) in C. ``current_kqueue``
   wraps its fd in a ``select.kqueue`` (``fromfd``) the first time it is asked; from
@@ -44,7 +45,7 @@ kqueue's part of a readiness backend. What it adds to the reference:
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EBADF, EINTR, ENOENT, ENOMEM, errno
-from libc.math cimport ceil, floor, isnan
+from libc.math cimport ceil, floor
 from libc.stdint cimport uint8_t, uint32_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memset
@@ -72,13 +73,11 @@ cdef extern from "vv_kqueue.h" nogil:
         kevent *eventlist, int nevents, const timespec *timeout,
     )
 
-# Waits are clamped as epoll's and poll's are (an int of milliseconds' worth).
+# The table's clamp (an int of milliseconds' worth), in seconds.
 cdef double _MAX_TIMEOUT_S = 2147483.647
 cdef int _MIN_CAPACITY = 64
 # Room asked of one kevent(2) read at most (it takes an int).
 cdef Py_ssize_t _MAX_ROOM = 0x3FFFFFFF
-
-_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
 
 
 cdef int _first_error(int *results, int n) noexcept:
@@ -114,7 +113,6 @@ cdef class KqueuePoller(ReadinessTable):
         self._capacity = 0
         self._nready = 0
         self._busy = 0
-        self._in_wait = False
 
     def __init__(self, int wakeup_fd, reschedule=None):
         if self._kq >= 0:
@@ -346,18 +344,11 @@ cdef class KqueuePoller(ReadinessTable):
         """Block in kevent(2) up to *timeout* seconds (0: poll; inf: no limit), without
         the GIL. Safe to call from another thread while the owning thread leaves the
         poller alone. Returns the batch for ``dispatch`` (the event count)."""
-        if self._closed:
-            raise RuntimeError(f"the {self.backend} poller is closed")
-        if self._in_wait:
-            raise RuntimeError(_BUSY_WAIT_MSG)
-        if isnan(timeout):
-            raise ValueError("timeout must not be NaN")
-        cdef bint forever = False
-        if timeout <= 0:
-            timeout = 0.0
-        elif timeout > _MAX_TIMEOUT_S:
-            forever = timeout == float("inf")
-            timeout = _MAX_TIMEOUT_S
+        # The checks and timeout rules are the shared table's (-1: no limit).
+        timeout = self._begin_wait(timeout)
+        cdef bint forever = timeout < 0
+        if forever:
+            timeout = _MAX_TIMEOUT_S  # unused (no timespec is passed), but finite
         # Room for every registration of ours and every route (module notes).
         cdef Py_ssize_t want = 2 * len(self._records) + len(self._routes) + 1
         cdef int room = <int>(want if want < _MAX_ROOM else _MAX_ROOM)

@@ -38,7 +38,6 @@ cdef class PollPoller(ReadinessTable):
     cdef bint _dirty         # _fds changed since _results was copied from it
     cdef int _nready
     cdef int _busy
-    cdef bint _in_wait
 
     cdef void _release_results(self) noexcept
     cdef void _release_set(self) noexcept

@@ -6,9 +6,10 @@ Design notes
 Semantics (level-triggered, lazy disarm, owner-proved cache hits) and every observable
 effect -- return values, reschedules, counters, error types and messages -- are the
 reference twin's; read its notes and the shared table's first. The waiter table, the
-armed masks and waking tasks are the shared ``ReadinessTable``
-(``_io_readiness.pyx``); this module is poll's part of a readiness backend: the poll
-set, the ``_arm``/``_disarm`` hooks that edit it, ``wait`` and the dispatch loop.
+armed masks, waking tasks and ``wait``'s checks and timeout rules (``_begin_wait``) are
+the shared ``ReadinessTable`` (``_io_readiness.pyx``); this module is poll's part of a
+readiness backend: the poll set, the ``_arm``/``_disarm`` hooks that edit it, the
+poll(2) call (without the GIL) and the dispatch loop.
 
 * The kernel keeps no registrations: the poll set is ours, a C array of
   ``struct pollfd`` (``_fds``) plus ``_slots``, a C array indexed by fd giving each
@@ -53,7 +54,7 @@ set, the ``_arm``/``_disarm`` hooks that edit it, ``wait`` and the dispatch loop
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EBADF, EINTR, ENOMEM, errno
-from libc.math cimport ceil, isnan
+from libc.math cimport ceil
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy
@@ -68,6 +69,7 @@ from vivace._core._ext._io_readiness cimport (
     ReadinessTable,
     _FdRecord,
     _os_error,
+    _wait_ms,
 )
 from vivace._core._ext._vvc cimport vv_monotonic
 
@@ -90,22 +92,7 @@ if not (
 ):  # pragma: no cover
     raise ImportError("poll's event bits differ from the readiness table's")
 
-# poll takes an int of milliseconds; longer waits are clamped to the maximum.
-cdef int _MAX_TIMEOUT_MS = 2147483647
-cdef double _MAX_TIMEOUT_S = 2147483.647
 cdef int _MIN_CAPACITY = 64
-
-_BUSY_WAIT_MSG = "another thread is already waiting in this poller"
-
-
-cdef int _timeout_ms(double timeout) except? -2:
-    if isnan(timeout):
-        raise ValueError("timeout must not be NaN")
-    if timeout <= 0:
-        return 0
-    if timeout > _MAX_TIMEOUT_S:
-        return -1 if timeout == float("inf") else _MAX_TIMEOUT_MS
-    return <int>ceil(timeout * 1000.0)
 
 
 cdef Py_ssize_t _grown(Py_ssize_t cap, Py_ssize_t need) noexcept:
@@ -136,7 +123,6 @@ cdef class PollPoller(ReadinessTable):
         self._dirty = True
         self._nready = 0
         self._busy = 0
-        self._in_wait = False
 
     def __init__(self, int wakeup_fd, reschedule=None):
         if self._fds != NULL:
@@ -310,11 +296,8 @@ cdef class PollPoller(ReadinessTable):
         """Block in poll(2) up to *timeout* seconds (0: poll; inf: no limit), without
         the GIL. Safe to call from another thread while the owning thread leaves the
         poller alone. Returns the batch for ``dispatch`` (the count of ready fds)."""
-        if self._closed:
-            raise RuntimeError(f"the {self.backend} poller is closed")
-        if self._in_wait:
-            raise RuntimeError(_BUSY_WAIT_MSG)
-        cdef int ms = _timeout_ms(timeout)
+        # The checks and timeout rules are the shared table's.
+        cdef int ms = _wait_ms(self._begin_wait(timeout))
         self._snapshot()
         cdef double deadline = vv_monotonic() + ms / 1000.0 if ms > 0 else 0.0
         cdef double remaining
