@@ -129,3 +129,53 @@ def test_the_run_extraction_reads_inline_and_block_values() -> None:
                     "b": ["true && scripts/ci test"]}
     assert [s for c in runs["a"] for s in _ci_invocations(c)] == ["setup", "lint"]
     assert _ci_invocations(runs["b"][0]) == ["test"]
+
+
+# ------------------------------------------------------------------ the summary
+
+
+def _fake_tree(tmp_path: pathlib.Path, ruff: str, mypy: str) -> pathlib.Path:
+    """scripts/ci in a scratch tree whose .venv tools are the given shell scripts."""
+    import shutil
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(SCRIPT, tmp_path / "scripts" / "ci")
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name, body in (("python", "exit 0"), ("ruff", ruff), ("mypy", mypy)):
+        tool = bin_dir / name
+        tool.write_text(f"#!/bin/sh\n{body}\n")
+        tool.chmod(0o755)
+    return tmp_path / "scripts" / "ci"
+
+
+def _run_lint(script: pathlib.Path) -> tuple[int, str]:
+    import subprocess
+
+    done = subprocess.run(
+        ["bash", str(script), "lint"], capture_output=True, text=True, timeout=60, check=False
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_failed_step_without_test_lines_does_not_end_the_run(tmp_path: pathlib.Path) -> None:
+    # A step that fails printing no pytest FAILED line (check-package, say) once ended
+    # `scripts/ci all` through set -e, skipping every later step and the summary.
+    script = _fake_tree(tmp_path, ruff="echo 'lint trouble'; exit 3", mypy="echo mypy-ran")
+    code, out = _run_lint(script)
+    assert code == 1, out
+    assert "mypy-ran" in out  # the next step still ran
+    assert "  - ruff check src (exit 3)" in out
+    assert out.rstrip().endswith("steps: 1 passed, 1 failed"), out
+
+
+def test_the_summary_names_the_failing_tests_of_a_failed_step(tmp_path: pathlib.Path) -> None:
+    script = _fake_tree(
+        tmp_path,
+        ruff="echo 'FAILED tests/test_x.py::test_y - AssertionError: boom'; exit 1",
+        mypy="exit 0",
+    )
+    code, out = _run_lint(script)
+    assert code == 1, out
+    summary = out[out.index("## ci: summary") :]
+    assert "      FAILED tests/test_x.py::test_y - AssertionError: boom" in summary
