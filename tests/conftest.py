@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -79,6 +80,14 @@ def _live_objects_return_to_baseline(request: pytest.FixtureRequest) -> Iterator
     _drop_logged_tracebacks(request.node)
     gc.collect()
     after = _impl.debug_counters()
+    # A worker thread of the run (guest mode's I/O waits, the thread cache) may still hold
+    # the last references for a moment after the test returns; a leak never lets go, so
+    # waiting a bounded while for the count to settle cannot hide one.
+    deadline = time.monotonic() + 5.0
+    while after != before and time.monotonic() < deadline:
+        time.sleep(0.01)
+        gc.collect()
+        after = _impl.debug_counters()
     # What survived that collection is live; frozen, later tests' two collections walk
     # only what was made since, instead of every object of the session (which made
     # the debug run four times slower than a plain one).
